@@ -1,0 +1,149 @@
+//! Configuration: defaults < file (`--config` / `LOBBYD_CONFIG`) <
+//! environment (`LOBBYD_*`) < command-line flags. Read once at start,
+//! validated as a whole, then passed in; nothing reads the environment later.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+/// Every setting of a node. Field docs give the default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address of HTTP + WebSocket (`127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// Redis URL (`redis://`, `rediss://`); absent means the memory engine.
+    pub redis_url: Option<String>,
+    /// This node's id in presence keys; random when absent.
+    pub node_id: Option<String>,
+    /// TTL of this node's heartbeat; a dead node's users get `disconnect`
+    /// within about this long (15000).
+    pub presence_ttl_ms: u64,
+    /// Largest WebSocket message; larger closes with 1009 (65536).
+    pub max_frame_bytes: usize,
+    /// Largest message content in bytes (16384).
+    pub max_content_bytes: usize,
+    /// Interval between server pings (25000).
+    pub ping_interval_ms: u64,
+    /// A connection that has not answered a ping within this is closed (20000).
+    pub ping_timeout_ms: u64,
+    /// Frames queued for one connection before it counts as a slow
+    /// consumer and is closed with 1008 (1024).
+    pub max_outbound_frames: usize,
+    /// Sustained requests per second per connection (100).
+    pub rate_limit_per_s: u32,
+    /// Burst of requests per connection (200).
+    pub rate_limit_burst: u32,
+    /// `text` or `json` log lines (`text`).
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid default"),
+            redis_url: None,
+            node_id: None,
+            presence_ttl_ms: 15_000,
+            max_frame_bytes: 65_536,
+            max_content_bytes: 16_384,
+            ping_interval_ms: 25_000,
+            ping_timeout_ms: 20_000,
+            max_outbound_frames: 1024,
+            rate_limit_per_s: 100,
+            rate_limit_burst: 200,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// A configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+impl Config {
+    /// Loads from an optional file, the `LOBBYD_*` environment and the
+    /// given overrides (flag name, value), then validates.
+    pub fn load(file: Option<&str>, overrides: &[(&str, String)]) -> Result<Self, ConfigError> {
+        let mut b = config::Config::builder();
+        if let Some(f) = file {
+            b = b.add_source(config::File::with_name(f));
+        }
+        b = b.add_source(config::Environment::with_prefix("LOBBYD").prefix_separator("_").try_parsing(true));
+        for (k, v) in overrides {
+            b = b.set_override(*k, v.clone())?;
+        }
+        let cfg: Config = b.build()?.try_deserialize()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.into() });
+        if self.presence_ttl_ms < 300 {
+            return bad("presence_ttl_ms", "must be at least 300");
+        }
+        if self.max_frame_bytes < 1024 {
+            return bad("max_frame_bytes", "must be at least 1024");
+        }
+        if self.max_content_bytes == 0 || self.max_content_bytes >= self.max_frame_bytes {
+            return bad("max_content_bytes", "must be at least 1 and below max_frame_bytes");
+        }
+        if self.ping_interval_ms < 100 {
+            return bad("ping_interval_ms", "must be at least 100");
+        }
+        if self.ping_timeout_ms < 100 {
+            return bad("ping_timeout_ms", "must be at least 100");
+        }
+        if self.max_outbound_frames < 16 {
+            return bad("max_outbound_frames", "must be at least 16");
+        }
+        if self.rate_limit_per_s == 0 || self.rate_limit_burst == 0 {
+            return bad("rate_limit_per_s", "rate limits must be at least 1");
+        }
+        if let Some(url) = &self.redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://")) {
+                return bad("redis_url", "must start with redis://, rediss:// or redis+unix://");
+            }
+        }
+        if let Some(id) = &self.node_id {
+            if id.is_empty() || id.len() > 64 || id.contains(['/', ' ']) {
+                return bad("node_id", "must be 1..64 characters without '/' or spaces");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn overrides_win_and_bad_values_name_the_key() {
+        let c = Config::load(None, &[("presence_ttl_ms", "2000".into())]).unwrap();
+        assert_eq!(c.presence_ttl_ms, 2000);
+        let e = Config::load(None, &[("presence_ttl_ms", "5".into())]).unwrap_err();
+        assert!(e.to_string().contains("presence_ttl_ms"), "{e}");
+        let e = Config::load(None, &[("max_frame_bytes", "lots".into())]).unwrap_err();
+        assert!(e.to_string().contains("max_frame_bytes"), "{e}");
+    }
+}

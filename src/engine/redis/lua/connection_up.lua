@@ -1,0 +1,9 @@
+-- connection_up: ARGV uid, node, origin. Counts a live connection of uid on
+-- node; publishes Presence{login} when it is the user's first anywhere.
+local uid, node, origin = ARGV[1], ARGV[2], ARGV[3]
+local before = redis.call('HLEN', k_presence(uid))
+redis.call('HINCRBY', k_presence(uid), node, 1)
+redis.call('HINCRBY', k_conns(node), uid, 1)
+redis.call('SADD', K_NODES, node)
+if before == 0 then publish(CH_USERS, origin, presence_event('login', uid)) end
+return {'ok', before == 0 and 1 or 0}

@@ -1,0 +1,19 @@
+-- reap_node: ARGV node, force ('1' on the node's own clean shutdown).
+-- Removes a dead node's connections from every user's presence, publishing
+-- Presence{disconnect} for users left with none. Unless forced, does nothing
+-- when the node's alive key exists (it came back, or another reaper won).
+local node, force = ARGV[1], ARGV[2]
+if force ~= '1' and redis.call('EXISTS', k_alive(node)) == 1 then return {'ok', -1} end
+local users = redis.call('HKEYS', k_conns(node))
+local gone = 0
+for _, uid in ipairs(users) do
+  redis.call('HDEL', k_presence(uid), node)
+  if redis.call('EXISTS', k_presence(uid)) == 0 then
+    publish(CH_USERS, '', presence_event('disconnect', uid))
+    gone = gone + 1
+  end
+end
+redis.call('DEL', k_conns(node))
+redis.call('SREM', K_NODES, node)
+if force == '1' then redis.call('DEL', k_alive(node)) end
+return {'ok', gone}

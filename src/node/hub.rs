@@ -1,0 +1,224 @@
+//! Local connections per user and local member users per lobby: who on
+//! this node receives a lobby's or user's events. The node, not each
+//! connection, holds a lobby subscription: the first local member
+//! subscribes, the last one leaving unsubscribes.
+
+use super::session::{ConnId, Outbox};
+use crate::domain::{LobbyId, UserId};
+use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
+
+/// A change of the node's lobby subscriptions that the caller must apply.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SubscriptionDelta {
+    pub subscribe: Vec<LobbyId>,
+    pub unsubscribe: Vec<LobbyId>,
+}
+
+#[derive(Default)]
+struct LocalUser {
+    conns: Vec<(ConnId, Outbox)>,
+    lobbies: HashSet<LobbyId>,
+}
+
+#[derive(Default)]
+struct State {
+    users: HashMap<UserId, LocalUser>,
+    /// Local users that are members, per lobby.
+    lobbies: HashMap<LobbyId, HashSet<UserId>>,
+}
+
+/// The routing table of one node. Reads (deliveries) take a shared lock
+/// and never await; writes happen on login, logout and membership changes.
+#[derive(Default)]
+pub struct Hub {
+    state: RwLock<State>,
+}
+
+impl Hub {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Attaches a logged-in connection. Returns whether it is the user's
+    /// first connection on this node.
+    pub fn attach(&self, user: &UserId, conn: ConnId, outbox: Outbox) -> bool {
+        let mut st = self.write();
+        let u = st.users.entry(user.clone()).or_default();
+        u.conns.push((conn, outbox));
+        u.conns.len() == 1
+    }
+
+    /// Detaches a connection; when it was the user's last one here, the
+    /// user leaves every local lobby set.
+    pub fn detach(&self, user: &UserId, conn: ConnId) -> SubscriptionDelta {
+        let mut st = self.write();
+        let mut delta = SubscriptionDelta::default();
+        let Some(u) = st.users.get_mut(user) else { return delta };
+        u.conns.retain(|(c, _)| *c != conn);
+        if !u.conns.is_empty() {
+            return delta;
+        }
+        let u = st.users.remove(user).expect("present");
+        for l in u.lobbies {
+            if remove_member(&mut st.lobbies, &l, user) {
+                delta.unsubscribe.push(l);
+            }
+        }
+        delta
+    }
+
+    /// Records that a local user is a member of these lobbies (no effect
+    /// for users with no local connection).
+    pub fn add_memberships(&self, user: &UserId, lobbies: &[LobbyId]) -> SubscriptionDelta {
+        let mut st = self.write();
+        let mut delta = SubscriptionDelta::default();
+        let State { users, lobbies: map } = &mut *st;
+        let Some(u) = users.get_mut(user) else { return delta };
+        for l in lobbies {
+            if u.lobbies.insert(l.clone()) {
+                let set = map.entry(l.clone()).or_default();
+                if set.is_empty() {
+                    delta.subscribe.push(l.clone());
+                }
+                set.insert(user.clone());
+            }
+        }
+        delta
+    }
+
+    /// Records that a local user left a lobby.
+    pub fn remove_membership(&self, user: &UserId, lobby: &LobbyId) -> SubscriptionDelta {
+        let mut st = self.write();
+        let mut delta = SubscriptionDelta::default();
+        let Some(u) = st.users.get_mut(user) else { return delta };
+        if u.lobbies.remove(lobby) && remove_member(&mut st.lobbies, lobby, user) {
+            delta.unsubscribe.push(lobby.clone());
+        }
+        delta
+    }
+
+    /// Whether any local user is a member of the lobby (its subscription
+    /// is wanted).
+    pub fn has_lobby(&self, lobby: &LobbyId) -> bool {
+        self.read().lobbies.contains_key(lobby)
+    }
+
+    /// Calls `f` once for every local connection of the lobby's members.
+    pub fn for_lobby(&self, lobby: &LobbyId, mut f: impl FnMut(&UserId, ConnId, &Outbox)) {
+        let st = self.read();
+        if let Some(members) = st.lobbies.get(lobby) {
+            for user in members {
+                if let Some(u) = st.users.get(user) {
+                    for (c, o) in &u.conns {
+                        f(user, *c, o);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls `f` once for every local connection of the user itself (when
+    /// `include_user`) and of every member of the given lobbies, each
+    /// connection once however many lobbies it shares.
+    pub fn for_co_members(&self, user: &UserId, lobbies: &[LobbyId], include_user: bool, mut f: impl FnMut(&UserId, ConnId, &Outbox)) {
+        let st = self.read();
+        let mut seen: HashSet<&UserId> = HashSet::new();
+        if !include_user {
+            seen.insert(user);
+        } else if let Some(u) = st.users.get(user) {
+            seen.insert(user);
+            for (c, o) in &u.conns {
+                f(user, *c, o);
+            }
+        }
+        for l in lobbies {
+            let Some(members) = st.lobbies.get(l) else { continue };
+            for m in members {
+                if !seen.insert(m) {
+                    continue;
+                }
+                if let Some(u) = st.users.get(m) {
+                    for (c, o) in &u.conns {
+                        f(m, *c, o);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls `f` for every local connection of the user.
+    pub fn for_user(&self, user: &UserId, mut f: impl FnMut(ConnId, &Outbox)) {
+        if let Some(u) = self.read().users.get(user) {
+            for (c, o) in &u.conns {
+                f(*c, o);
+            }
+        }
+    }
+
+    /// Lobbies with local members (to re-subscribe after a reconnect).
+    pub fn lobbies(&self) -> Vec<LobbyId> {
+        self.read().lobbies.keys().cloned().collect()
+    }
+
+    /// Number of distinct logged-in users on this node.
+    pub fn user_count(&self) -> usize {
+        self.read().users.len()
+    }
+}
+
+/// Removes a user from a lobby set; true when the set became empty.
+fn remove_member(map: &mut HashMap<LobbyId, HashSet<UserId>>, lobby: &LobbyId, user: &UserId) -> bool {
+    if let Some(set) = map.get_mut(lobby) {
+        set.remove(user);
+        if set.is_empty() {
+            map.remove(lobby);
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::session::Outbox;
+
+    fn ids(v: &[&str]) -> Vec<LobbyId> {
+        v.iter().map(|s| LobbyId::from(*s)).collect()
+    }
+
+    #[test]
+    fn first_member_subscribes_last_unsubscribes() {
+        let hub = Hub::default();
+        let (a, b) = (UserId::from("a"), UserId::from("b"));
+        let (oa, _ra) = Outbox::for_test();
+        let (ob, _rb) = Outbox::for_test();
+        assert!(hub.attach(&a, 1, oa));
+        assert!(hub.attach(&b, 2, ob));
+        assert_eq!(hub.add_memberships(&a, &ids(&["l1", "l2"])).subscribe.len(), 2);
+        assert!(hub.add_memberships(&b, &ids(&["l1"])).subscribe.is_empty());
+        assert_eq!(hub.detach(&a, 1).unsubscribe, ids(&["l2"]));
+        assert_eq!(hub.remove_membership(&b, &LobbyId::from("l1")).unsubscribe, ids(&["l1"]));
+        assert!(hub.lobbies().is_empty());
+    }
+
+    #[test]
+    fn co_members_get_one_delivery_per_connection() {
+        let hub = Hub::default();
+        let (a, b) = (UserId::from("a"), UserId::from("b"));
+        let (oa, _ra) = Outbox::for_test();
+        let (ob, _rb) = Outbox::for_test();
+        hub.attach(&a, 1, oa);
+        hub.attach(&b, 2, ob);
+        hub.add_memberships(&a, &ids(&["l1", "l2"]));
+        hub.add_memberships(&b, &ids(&["l1", "l2"]));
+        let mut got = Vec::new();
+        hub.for_co_members(&a, &ids(&["l1", "l2"]), false, |_, c, _| got.push(c));
+        assert_eq!(got, vec![2]);
+    }
+}

@@ -1,0 +1,30 @@
+//! The HTTP router, connection tracking and drain. Handed its listener
+//! and shutdown signal, so tests bind port 0.
+
+use crate::node::Node;
+use crate::transport::{http, ws};
+use axum::routing::get;
+use axum::Router;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What every HTTP handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub node: Arc<Node>,
+    /// Cancelled when the node starts draining.
+    pub shutdown: CancellationToken,
+    /// Upgraded WebSockets, which axum's own graceful shutdown does not
+    /// wait for.
+    pub connections: TaskTracker,
+}
+
+/// The router: `/ws`, `/healthz`, `/readyz`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/ws", get(ws::upgrade))
+        .route("/healthz", get(http::healthz))
+        .route("/readyz", get(http::readyz))
+        .with_state(state)
+}

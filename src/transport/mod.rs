@@ -1,0 +1,4 @@
+//! Network edges: the WebSocket endpoint and the plain HTTP endpoints.
+
+pub mod http;
+pub mod ws;

@@ -1,0 +1,200 @@
+//! The WebSocket endpoint: upgrade with frame limits, then a reader loop
+//! (parse, rate-limit, handle in order) and a writer task (batched writes,
+//! pings, close codes) per connection.
+
+use crate::node::session::{Outbox, OutboxReceiver, CLOSE_GOING_AWAY};
+use crate::node::Node;
+use crate::protocol::frame::IncomingFrame;
+use crate::protocol::{ErrorCode, OutFrame, ProtocolError};
+use crate::server::AppState;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Close code for a message over `max_frame_bytes`.
+const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code for a client that stopped answering pings.
+const CLOSE_PING_TIMEOUT: u16 = 1011;
+
+/// `GET /ws`.
+pub async fn upgrade(ws: WebSocketUpgrade, State(app): State<AppState>) -> Response {
+    let max = app.node.config.max_frame_bytes;
+    // Small buffers: tungstenite's defaults cost 128 KiB per connection.
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| async move {
+            let tracker = app.connections.clone();
+            tracker.track_future(serve(app, socket)).await
+        })
+}
+
+/// A token bucket: `rate` per second, up to `burst`.
+struct RateLimit {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    fn new(rate: u32, burst: u32) -> Self {
+        Self { tokens: burst as f64, rate: rate as f64, burst: burst as f64, last: Instant::now() }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn millis_since(start: Instant) -> u64 {
+    start.elapsed().as_millis() as u64
+}
+
+async fn serve(app: AppState, socket: WebSocket) {
+    let node = app.node.clone();
+    let (outbox, out_rx) = Outbox::new(node.config.max_outbound_frames);
+    let mut session = node.open_session(outbox.clone());
+    tracing::info!(conn = session.id, "connection opened");
+    let (sink, stream) = socket.split();
+    let epoch = Instant::now();
+    let last_pong = Arc::new(AtomicU64::new(0));
+    let writer = tokio::spawn(write_loop(sink, out_rx, node.clone(), epoch, last_pong.clone()));
+    read_loop(&node, &mut session, stream, &outbox, &app.shutdown, epoch, &last_pong).await;
+    node.close_session(&mut session).await;
+    outbox.close(crate::node::session::CLOSE_NORMAL);
+    let _ = writer.await;
+    tracing::info!(conn = session.id, code = outbox.close_code(), "connection closed");
+}
+
+async fn read_loop(
+    node: &Node,
+    session: &mut crate::node::session::Session,
+    mut stream: SplitStream<WebSocket>,
+    outbox: &Outbox,
+    shutdown: &CancellationToken,
+    epoch: Instant,
+    last_pong: &AtomicU64,
+) {
+    let mut limiter = RateLimit::new(node.config.rate_limit_per_s, node.config.rate_limit_burst);
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => m,
+            _ = outbox.closed() => return,
+            _ = shutdown.cancelled() => {
+                outbox.close(CLOSE_GOING_AWAY);
+                return;
+            }
+        };
+        let msg = match msg {
+            None => return,
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                let text = e.to_string();
+                if text.contains("too long") || text.contains("Space limit") {
+                    outbox.close(CLOSE_TOO_BIG);
+                }
+                tracing::debug!(conn = session.id, error = %text, "read failed");
+                return;
+            }
+        };
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                let e = ProtocolError::bad_request("binary frames are not accepted");
+                outbox.send(OutFrame::error(&e, None, None));
+                continue;
+            }
+            Message::Pong(_) => {
+                last_pong.store(millis_since(epoch).max(1), Ordering::Relaxed);
+                continue;
+            }
+            Message::Ping(_) => continue,
+            Message::Close(_) => return,
+        };
+        let reply = match IncomingFrame::parse(text.as_str()) {
+            Err(e) => OutFrame::error(&e.error, e.event.as_deref(), e.ack),
+            Ok(frame) if !limiter.allow() => {
+                let e = ProtocolError::new(ErrorCode::RateLimited, "too many requests");
+                OutFrame::error(&e, Some(&frame.event), frame.ack)
+            }
+            Ok(frame) => node.handle(session, frame).await,
+        };
+        outbox.send(reply);
+    }
+}
+
+async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut out: OutboxReceiver, node: Arc<Node>, epoch: Instant, last_pong: Arc<AtomicU64>) {
+    let interval = Duration::from_millis(node.config.ping_interval_ms);
+    let timeout = Duration::from_millis(node.config.ping_timeout_ms);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    let mut ping_sent: Option<(tokio::time::Instant, u64)> = None;
+    let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+    let code = loop {
+        let deadline = ping_sent.map(|(at, _)| at + timeout).unwrap_or(far);
+        tokio::select! {
+            biased;
+            _ = out.closer.cancelled() => break None,
+            f = out.rx.recv() => {
+                let Some(f) = f else { break None };
+                // Feed everything queued, then flush once.
+                let mut ok = sink.feed(Message::Text(f.0)).await.is_ok();
+                while ok {
+                    match out.rx.try_recv() {
+                        Ok(f) => ok = sink.feed(Message::Text(f.0)).await.is_ok(),
+                        Err(_) => break,
+                    }
+                }
+                if !ok || sink.flush().await.is_err() {
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if ping_sent.is_none() {
+                    let at = millis_since(epoch);
+                    ping_sent = Some((tokio::time::Instant::now(), at));
+                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline), if ping_sent.is_some() => {
+                let sent_ms = ping_sent.map(|(_, ms)| ms).unwrap_or(0);
+                if last_pong.load(Ordering::Relaxed) >= sent_ms.max(1) {
+                    ping_sent = None;
+                } else {
+                    out.close(CLOSE_PING_TIMEOUT);
+                    break Some(CLOSE_PING_TIMEOUT);
+                }
+            }
+        }
+    };
+    // Closing: write what is already queued (a kick's `logout`), then close.
+    while let Ok(f) = out.rx.try_recv() {
+        if sink.feed(Message::Text(f.0)).await.is_err() {
+            break;
+        }
+    }
+    let code = code.unwrap_or_else(|| out.code());
+    let frame = CloseFrame { code, reason: Default::default() };
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = sink.send(Message::Close(Some(frame))).await;
+        let _ = sink.close().await;
+    })
+    .await;
+}
