@@ -81,7 +81,11 @@ impl Config {
         if let Some(f) = file {
             b = b.add_source(config::File::with_name(f));
         }
-        b = b.add_source(config::Environment::with_prefix("LOBBYD").prefix_separator("_").try_parsing(true));
+        b = b.add_source(
+            config::Environment::with_prefix("LOBBYD")
+                .prefix_separator("_")
+                .try_parsing(true),
+        );
         for (k, v) in overrides {
             b = b.set_override(*k, v.clone())?;
         }
@@ -92,7 +96,12 @@ impl Config {
 
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.into() });
+        let bad = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.into(),
+            })
+        };
         if self.presence_ttl_ms < 300 {
             return bad("presence_ttl_ms", "must be at least 300");
         }
@@ -100,7 +109,10 @@ impl Config {
             return bad("max_frame_bytes", "must be at least 1024");
         }
         if self.max_content_bytes == 0 || self.max_content_bytes >= self.max_frame_bytes {
-            return bad("max_content_bytes", "must be at least 1 and below max_frame_bytes");
+            return bad(
+                "max_content_bytes",
+                "must be at least 1 and below max_frame_bytes",
+            );
         }
         if self.ping_interval_ms < 100 {
             return bad("ping_interval_ms", "must be at least 100");
@@ -115,8 +127,14 @@ impl Config {
             return bad("rate_limit_per_s", "rate limits must be at least 1");
         }
         if let Some(url) = &self.redis_url {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://")) {
-                return bad("redis_url", "must start with redis://, rediss:// or redis+unix://");
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("redis+unix://"))
+            {
+                return bad(
+                    "redis_url",
+                    "must start with redis://, rediss:// or redis+unix://",
+                );
             }
         }
         if let Some(id) = &self.node_id {

@@ -62,7 +62,10 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway with this configuration and no application events.
     pub fn new(config: Config) -> Self {
-        Self { config, extensions: Extensions::default() }
+        Self {
+            config,
+            extensions: Extensions::default(),
+        }
     }
 
     /// Registers a handler for an application event. It gets the caller
@@ -80,17 +83,36 @@ impl Gateway {
 
     /// Serves on `listener` until `shutdown` resolves, then closes every
     /// connection with 1001 and removes this node's presence.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         let config = Arc::new(self.config);
-        let node_id = config.node_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
+        let node_id = config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
         let (sink, events) = tokio::sync::mpsc::unbounded_channel();
         let engine: Arc<dyn Engine> = match &config.redis_url {
             None => Arc::new(engine::memory::MemoryEngine::new(sink)),
-            Some(url) => engine::redis::RedisEngine::connect(url, &node_id, config.presence_ttl_ms, sink).await?,
+            Some(url) => {
+                engine::redis::RedisEngine::connect(url, &node_id, config.presence_ttl_ms, sink)
+                    .await?
+            }
         };
-        let node = Node::new(engine.clone(), node_id.clone(), config.clone(), self.extensions);
+        let node = Node::new(
+            engine.clone(),
+            node_id.clone(),
+            config.clone(),
+            self.extensions,
+        );
         tokio::spawn(node::run_dispatcher(node.clone(), events));
-        let state = server::AppState { node, shutdown: CancellationToken::new(), connections: TaskTracker::new() };
+        let state = server::AppState {
+            node,
+            shutdown: CancellationToken::new(),
+            connections: TaskTracker::new(),
+        };
         let app = server::router(state.clone());
         tracing::info!(addr = %listener.local_addr()?, node = %node_id, engine = if config.redis_url.is_some() { "redis" } else { "memory" }, "lobbyd listening");
         let drain = state.shutdown.clone();
@@ -107,6 +129,10 @@ impl Gateway {
 }
 
 /// Runs a gateway without application events: what the binary does.
-pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
     Gateway::new(config).serve(listener, shutdown).await
 }

@@ -52,14 +52,38 @@ impl Args {
         put("listen", self.listen.clone());
         put("redis_url", self.redis_url.clone());
         put("node_id", self.node_id.clone());
-        put("presence_ttl_ms", self.presence_ttl_ms.map(|v| v.to_string()));
-        put("max_frame_bytes", self.max_frame_bytes.map(|v| v.to_string()));
-        put("max_content_bytes", self.max_content_bytes.map(|v| v.to_string()));
-        put("ping_interval_ms", self.ping_interval_ms.map(|v| v.to_string()));
-        put("ping_timeout_ms", self.ping_timeout_ms.map(|v| v.to_string()));
-        put("max_outbound_frames", self.max_outbound_frames.map(|v| v.to_string()));
-        put("rate_limit_per_s", self.rate_limit_per_s.map(|v| v.to_string()));
-        put("rate_limit_burst", self.rate_limit_burst.map(|v| v.to_string()));
+        put(
+            "presence_ttl_ms",
+            self.presence_ttl_ms.map(|v| v.to_string()),
+        );
+        put(
+            "max_frame_bytes",
+            self.max_frame_bytes.map(|v| v.to_string()),
+        );
+        put(
+            "max_content_bytes",
+            self.max_content_bytes.map(|v| v.to_string()),
+        );
+        put(
+            "ping_interval_ms",
+            self.ping_interval_ms.map(|v| v.to_string()),
+        );
+        put(
+            "ping_timeout_ms",
+            self.ping_timeout_ms.map(|v| v.to_string()),
+        );
+        put(
+            "max_outbound_frames",
+            self.max_outbound_frames.map(|v| v.to_string()),
+        );
+        put(
+            "rate_limit_per_s",
+            self.rate_limit_per_s.map(|v| v.to_string()),
+        );
+        put(
+            "rate_limit_burst",
+            self.rate_limit_burst.map(|v| v.to_string()),
+        );
         put("log_format", self.log_format.clone());
         o
     }
@@ -69,7 +93,8 @@ async fn signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -63,10 +63,23 @@ impl Permission {
 
 use Permission::*;
 const LOBBY_OWNER: &[Permission] = &[
-    SetOwner, SetToken, SetVisibility, AddUser, AddUsers, DeleteUser, DeleteUsers, Update,
+    SetOwner,
+    SetToken,
+    SetVisibility,
+    AddUser,
+    AddUsers,
+    DeleteUser,
+    DeleteUsers,
+    Update,
 ];
-const LOBBY_TOKEN_HOLDER: &[Permission] =
-    &[SetVisibility, AddUser, AddUsers, DeleteUser, DeleteUsers, Update];
+const LOBBY_TOKEN_HOLDER: &[Permission] = &[
+    SetVisibility,
+    AddUser,
+    AddUsers,
+    DeleteUser,
+    DeleteUsers,
+    Update,
+];
 const LOBBY_MEMBER: &[Permission] = &[AddUser, AddUsers];
 const USER_SELF: &[Permission] = &[SetToken, SetVisibility, Update];
 const MESSAGE_AUTHOR: &[Permission] = &[Update];
@@ -95,7 +108,11 @@ pub fn lobby_permissions(role: LobbyRole) -> &'static [Permission] {
 }
 
 /// The caller's access level to a lobby; `None` means not found.
-pub fn lobby_level(lobby: &LobbyRecord, caller: &UserId, presented: Option<&str>) -> Option<AccessLevel> {
+pub fn lobby_level(
+    lobby: &LobbyRecord,
+    caller: &UserId,
+    presented: Option<&str>,
+) -> Option<AccessLevel> {
     match lobby_role(lobby, caller, presented) {
         LobbyRole::Owner | LobbyRole::TokenHolder => Some(AccessLevel::Private),
         LobbyRole::Member => Some(AccessLevel::Partial),
@@ -127,7 +144,9 @@ pub fn user_level(
     presented: Option<&str>,
     shares_lobby: bool,
 ) -> Option<AccessLevel> {
-    if &user.id == caller || presented.is_some_and(|t| token::matches(&token::hash(t), &user.token_hash)) {
+    if &user.id == caller
+        || presented.is_some_and(|t| token::matches(&token::hash(t), &user.token_hash))
+    {
         Some(AccessLevel::Private)
     } else if shares_lobby {
         Some(AccessLevel::Partial)
@@ -149,7 +168,11 @@ pub fn user_permissions(user: &UserRecord, caller: &UserId) -> &'static [Permiss
 
 /// The caller's level on a message, given whether it is a member of the
 /// message's lobby. Non-members never see messages, authors included.
-pub fn message_level(message: &MessageRecord, caller: &UserId, is_member: bool) -> Option<AccessLevel> {
+pub fn message_level(
+    message: &MessageRecord,
+    caller: &UserId,
+    is_member: bool,
+) -> Option<AccessLevel> {
     match (is_member, &message.author == caller) {
         (false, _) => None,
         (true, true) => Some(AccessLevel::Private),
@@ -190,12 +213,21 @@ mod tests {
         let l = lobby(false);
         let who = |s: &str| UserId::from(s);
         assert_eq!(lobby_role(&l, &who("owner"), None), LobbyRole::Owner);
-        assert_eq!(lobby_role(&l, &who("x"), Some("tok")), LobbyRole::TokenHolder);
+        assert_eq!(
+            lobby_role(&l, &who("x"), Some("tok")),
+            LobbyRole::TokenHolder
+        );
         assert_eq!(lobby_role(&l, &who("m"), Some("bad")), LobbyRole::Member);
         assert_eq!(lobby_level(&l, &who("x"), None), None);
-        assert_eq!(lobby_level(&lobby(true), &who("x"), None), Some(AccessLevel::Public));
+        assert_eq!(
+            lobby_level(&lobby(true), &who("x"), None),
+            Some(AccessLevel::Public)
+        );
         assert_eq!(lobby_level(&l, &who("m"), None), Some(AccessLevel::Partial));
-        assert_eq!(lobby_level(&l, &who("x"), Some("tok")), Some(AccessLevel::Private));
+        assert_eq!(
+            lobby_level(&l, &who("x"), Some("tok")),
+            Some(AccessLevel::Private)
+        );
         assert_eq!(lobby_permissions(LobbyRole::Member), &[AddUser, AddUsers]);
         assert_eq!(lobby_permissions(LobbyRole::TokenHolder).len(), 6);
         assert_eq!(lobby_permissions(LobbyRole::Owner).len(), 8);
@@ -204,8 +236,14 @@ mod tests {
     #[test]
     fn non_members_learn_existence_only_when_they_can_see() {
         let who = UserId::from("x");
-        assert_eq!(non_member_refusal(&lobby(true), &who), crate::domain::DomainError::Forbidden);
-        assert_eq!(non_member_refusal(&lobby(false), &who), crate::domain::DomainError::NotFound);
+        assert_eq!(
+            non_member_refusal(&lobby(true), &who),
+            crate::domain::DomainError::Forbidden
+        );
+        assert_eq!(
+            non_member_refusal(&lobby(false), &who),
+            crate::domain::DomainError::NotFound
+        );
         assert!(may_join(&lobby(false), &who, Some("tok")));
         assert!(!may_join(&lobby(false), &who, None));
     }
@@ -221,8 +259,14 @@ mod tests {
             updated_at: 0,
         };
         let x = UserId::from("x");
-        assert_eq!(user_level(&u, &u.id, None, false), Some(AccessLevel::Private));
-        assert_eq!(user_level(&u, &x, Some("secret"), false), Some(AccessLevel::Private));
+        assert_eq!(
+            user_level(&u, &u.id, None, false),
+            Some(AccessLevel::Private)
+        );
+        assert_eq!(
+            user_level(&u, &x, Some("secret"), false),
+            Some(AccessLevel::Private)
+        );
         assert_eq!(user_level(&u, &x, None, true), Some(AccessLevel::Partial));
         assert_eq!(user_level(&u, &x, None, false), None);
         assert!(user_permissions(&u, &x).is_empty());

@@ -49,7 +49,12 @@ pub enum Event {
     /// `send_message`: a message was appended with the next seq.
     Message { message: MessageRecord },
     /// `received_message` / `viewed_message`, the first time only.
-    Receipt { kind: ReceiptKind, lobby: LobbyId, message: MessageId, user: UserId },
+    Receipt {
+        kind: ReceiptKind,
+        lobby: LobbyId,
+        message: MessageId,
+        user: UserId,
+    },
     /// `typing_message`: nothing stored.
     Typing {
         lobby: LobbyId,
@@ -58,9 +63,18 @@ pub enum Event {
         message: Option<MessageId>,
     },
     /// `update_data` on a lobby (fields set, including `owner`).
-    LobbyUpdated { lobby: LobbyId, fields: Map<String, Value>, updated_at: i64 },
+    LobbyUpdated {
+        lobby: LobbyId,
+        fields: Map<String, Value>,
+        updated_at: i64,
+    },
     /// `update_data` on a message.
-    MessageUpdated { lobby: LobbyId, message: MessageId, fields: Map<String, Value>, updated_at: i64 },
+    MessageUpdated {
+        lobby: LobbyId,
+        message: MessageId,
+        fields: Map<String, Value>,
+        updated_at: i64,
+    },
     /// `login` / `logout` / `disconnect` of a user, for its co-members.
     Presence {
         kind: PresenceKind,
@@ -111,8 +125,10 @@ mod tests {
 
     #[test]
     fn decodes_lua_empty_tables_as_empty_lists() {
-        let e: Envelope =
-            serde_json::from_str(r#"{"event":{"t":"presence","kind":"login","user":"u","lobbies":{}}}"#).unwrap();
+        let e: Envelope = serde_json::from_str(
+            r#"{"event":{"t":"presence","kind":"login","user":"u","lobbies":{}}}"#,
+        )
+        .unwrap();
         match e.event {
             Event::Presence { lobbies, kind, .. } => {
                 assert!(lobbies.is_empty());

@@ -62,7 +62,11 @@ pub fn user_info(
     if level >= AccessLevel::Partial {
         data.insert("online".into(), json!(user.online));
         data.insert("updatedAt".into(), json!(r.updated_at));
-        let lobbies = if level == AccessLevel::Private { &user.lobbies[..] } else { shared };
+        let lobbies = if level == AccessLevel::Private {
+            &user.lobbies[..]
+        } else {
+            shared
+        };
         data.insert("lobbys".into(), id_list(lobbies));
     }
     if level == AccessLevel::Private {
@@ -70,7 +74,16 @@ pub fn user_info(
             data.insert("token".into(), json!(t));
         }
     }
-    info("users", r.id.as_str(), level, json!({"id": r.id}), r.visibility, r.created_at, data, permissions)
+    info(
+        "users",
+        r.id.as_str(),
+        level,
+        json!({"id": r.id}),
+        r.visibility,
+        r.created_at,
+        data,
+        permissions,
+    )
 }
 
 /// A lobby's info at the caller's level.
@@ -94,7 +107,16 @@ pub fn lobby_info(lobby: &LobbySnapshot, level: AccessLevel, permissions: &[Perm
     if level == AccessLevel::Private {
         data.insert("token".into(), json!(r.token));
     }
-    info("lobbys", r.id.as_str(), level, json!({"id": r.owner}), r.visibility, r.created_at, data, permissions)
+    info(
+        "lobbys",
+        r.id.as_str(),
+        level,
+        json!({"id": r.owner}),
+        r.visibility,
+        r.created_at,
+        data,
+        permissions,
+    )
 }
 
 /// A message's info; messages are never public, so `level` is partial or
@@ -109,5 +131,14 @@ pub fn message_info(m: &MessageRecord, level: AccessLevel, permissions: &[Permis
     data.insert("viewed".into(), id_list(&m.viewed));
     data.insert("updatedAt".into(), json!(m.updated_at));
     let owner = json!({"id": m.author, "username": m.author_username});
-    info("messages", m.id.as_str(), level, owner, false, m.created_at, data, permissions)
+    info(
+        "messages",
+        m.id.as_str(),
+        level,
+        owner,
+        false,
+        m.created_at,
+        data,
+        permissions,
+    )
 }

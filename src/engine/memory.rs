@@ -47,7 +47,10 @@ pub struct MemoryEngine {
 impl MemoryEngine {
     /// An empty engine delivering events to `sink`.
     pub fn new(sink: EventSink) -> Self {
-        Self { state: Mutex::new(State::default()), sink }
+        Self {
+            state: Mutex::new(State::default()),
+            sink,
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -65,7 +68,10 @@ impl State {
     }
 
     fn lobbies_of(&self, user: &UserId) -> Vec<LobbyId> {
-        self.user_lobbies.get(user).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+        self.user_lobbies
+            .get(user)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Checks that `user` is a member; else the non-member refusal.
@@ -84,7 +90,10 @@ impl State {
                 rec.members.insert(pos, user.clone());
             }
         }
-        self.user_lobbies.entry(user.clone()).or_default().insert(lobby.clone());
+        self.user_lobbies
+            .entry(user.clone())
+            .or_default()
+            .insert(lobby.clone());
     }
 
     fn remove_member(&mut self, lobby: &LobbyId, user: &UserId) {
@@ -113,7 +122,13 @@ impl Engine for MemoryEngine {
         Ok(())
     }
 
-    async fn create_user(&self, id: &UserId, username: Option<&str>, token_hash: &str, now: i64) -> EngineResult<UserRecord> {
+    async fn create_user(
+        &self,
+        id: &UserId,
+        username: Option<&str>,
+        token_hash: &str,
+        now: i64,
+    ) -> EngineResult<UserRecord> {
         let mut st = self.state();
         let rec = UserRecord {
             id: id.clone(),
@@ -141,7 +156,12 @@ impl Engine for MemoryEngine {
         }))
     }
 
-    async fn change_user(&self, actor: Actor<'_>, change: UserChange, now: i64) -> EngineResult<UserRecord> {
+    async fn change_user(
+        &self,
+        actor: Actor<'_>,
+        change: UserChange,
+        now: i64,
+    ) -> EngineResult<UserRecord> {
         let mut st = self.state();
         let Some(mut rec) = st.users.get(actor.user).cloned() else {
             return refused(DomainError::NotFound);
@@ -166,7 +186,12 @@ impl Engine for MemoryEngine {
                 deliver(
                     &self.sink,
                     Some(actor.origin),
-                    Event::UserUpdated { user: rec.id.clone(), lobbies, fields, updated_at: now },
+                    Event::UserUpdated {
+                        user: rec.id.clone(),
+                        lobbies,
+                        fields,
+                        updated_at: now,
+                    },
                 );
             }
         }
@@ -174,7 +199,13 @@ impl Engine for MemoryEngine {
         Ok(rec)
     }
 
-    async fn visible_users(&self, caller: &UserId, token_hash: Option<&str>, after: Option<&str>, limit: usize) -> EngineResult<Vec<UserId>> {
+    async fn visible_users(
+        &self,
+        caller: &UserId,
+        token_hash: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> EngineResult<Vec<UserId>> {
         let st = self.state();
         let mut ids: BTreeSet<UserId> = BTreeSet::new();
         if st.users.contains_key(caller) {
@@ -185,14 +216,24 @@ impl Engine for MemoryEngine {
                 ids.extend(rec.members.iter().cloned());
             }
         }
-        ids.extend(st.users.values().filter(|u| u.visibility).map(|u| u.id.clone()));
+        ids.extend(
+            st.users
+                .values()
+                .filter(|u| u.visibility)
+                .map(|u| u.id.clone()),
+        );
         if let Some(id) = token_hash.and_then(|h| st.token_index.get(h)) {
             ids.insert(id.clone());
         }
         Ok(page(ids, after, limit))
     }
 
-    async fn connect_lobby(&self, actor: Actor<'_>, spec: LobbySpec, now: i64) -> EngineResult<JoinOutcome> {
+    async fn connect_lobby(
+        &self,
+        actor: Actor<'_>,
+        spec: LobbySpec,
+        now: i64,
+    ) -> EngineResult<JoinOutcome> {
         let mut st = self.state();
         let user = actor.user;
         let (created, joined) = match st.lobby(&spec.id) {
@@ -208,7 +249,13 @@ impl Engine for MemoryEngine {
                     updated_at: now,
                     members: Vec::new(),
                 };
-                st.lobbies.insert(spec.id.clone(), LobbyState { record: Some(rec), ..Default::default() });
+                st.lobbies.insert(
+                    spec.id.clone(),
+                    LobbyState {
+                        record: Some(rec),
+                        ..Default::default()
+                    },
+                );
                 (true, true)
             }
             Some(l) if l.members.binary_search(user).is_ok() => (false, false),
@@ -228,18 +275,36 @@ impl Engine for MemoryEngine {
             deliver(
                 &self.sink,
                 Some(actor.origin),
-                Event::MemberJoined { lobby: spec.id.clone(), user: user.clone(), username },
+                Event::MemberJoined {
+                    lobby: spec.id.clone(),
+                    user: user.clone(),
+                    username,
+                },
             );
         }
-        let lobby = st.lobby(&spec.id).cloned().ok_or_else(|| EngineError::Internal("lobby vanished".into()))?;
-        Ok(JoinOutcome { lobby, created, joined })
+        let lobby = st
+            .lobby(&spec.id)
+            .cloned()
+            .ok_or_else(|| EngineError::Internal("lobby vanished".into()))?;
+        Ok(JoinOutcome {
+            lobby,
+            created,
+            joined,
+        })
     }
 
     async fn leave_lobby(&self, actor: Actor<'_>, lobby: &LobbyId, _now: i64) -> EngineResult<()> {
         let mut st = self.state();
         st.member_lobby(lobby, actor.user)?;
         st.remove_member(lobby, actor.user);
-        deliver(&self.sink, Some(actor.origin), Event::MemberLeft { lobby: lobby.clone(), user: actor.user.clone() });
+        deliver(
+            &self.sink,
+            Some(actor.origin),
+            Event::MemberLeft {
+                lobby: lobby.clone(),
+                user: actor.user.clone(),
+            },
+        );
         Ok(())
     }
 
@@ -269,7 +334,13 @@ impl Engine for MemoryEngine {
             .map(|r| r.id.clone()))
     }
 
-    async fn change_lobby(&self, actor: Actor<'_>, lobby: &LobbyId, change: LobbyChange, now: i64) -> EngineResult<LobbyRecord> {
+    async fn change_lobby(
+        &self,
+        actor: Actor<'_>,
+        lobby: &LobbyId,
+        change: LobbyChange,
+        now: i64,
+    ) -> EngineResult<LobbyRecord> {
         let mut st = self.state();
         let rec = st.lobby(lobby).ok_or(DomainError::NotFound)?.clone();
         if access::lobby_level(&rec, actor.user, actor.token).is_none() {
@@ -292,14 +363,20 @@ impl Engine for MemoryEngine {
                 if !st.users.contains_key(&target) {
                     return refused(DomainError::NotFound);
                 }
-                let l = st.lobby_mut(lobby).and_then(|l| l.record.as_mut()).expect("checked above");
+                let l = st
+                    .lobby_mut(lobby)
+                    .and_then(|l| l.record.as_mut())
+                    .expect("checked above");
                 l.owner = target.clone();
                 l.updated_at = now;
                 let fields = json!({"owner": {"id": target}});
                 deliver(&self.sink, origin, lobby_updated(lobby, fields, now));
             }
             LobbyChange::SetToken(token) => {
-                let l = st.lobby_mut(lobby).and_then(|l| l.record.as_mut()).expect("checked above");
+                let l = st
+                    .lobby_mut(lobby)
+                    .and_then(|l| l.record.as_mut())
+                    .expect("checked above");
                 l.token = token;
                 l.updated_at = now;
             }
@@ -307,8 +384,14 @@ impl Engine for MemoryEngine {
                 if targets.iter().any(|t| !st.users.contains_key(t)) {
                     return refused(DomainError::NotFound);
                 }
-                let mut new: BTreeSet<&UserId> = targets.iter().filter(|t| rec.members.binary_search(t).is_err()).collect();
-                if rec.size_limit.is_some_and(|n| (rec.members.len() + new.len()) as u64 > n) {
+                let mut new: BTreeSet<&UserId> = targets
+                    .iter()
+                    .filter(|t| rec.members.binary_search(t).is_err())
+                    .collect();
+                if rec
+                    .size_limit
+                    .is_some_and(|n| (rec.members.len() + new.len()) as u64 > n)
+                {
                     return refused(DomainError::LobbyFull);
                 }
                 for t in &targets {
@@ -317,23 +400,47 @@ impl Engine for MemoryEngine {
                     }
                     st.add_member(lobby, t);
                     let username = st.username(t);
-                    deliver(&self.sink, origin, Event::MemberJoined { lobby: lobby.clone(), user: t.clone(), username });
+                    deliver(
+                        &self.sink,
+                        origin,
+                        Event::MemberJoined {
+                            lobby: lobby.clone(),
+                            user: t.clone(),
+                            username,
+                        },
+                    );
                 }
             }
             LobbyChange::DeleteUsers(targets) => {
+                if targets.iter().any(|t| !st.users.contains_key(t)) {
+                    return refused(DomainError::NotFound);
+                }
                 let mut seen = BTreeSet::new();
                 for t in &targets {
                     if rec.members.binary_search(t).is_ok() && seen.insert(t) {
                         st.remove_member(lobby, t);
-                        deliver(&self.sink, origin, Event::MemberLeft { lobby: lobby.clone(), user: t.clone() });
+                        deliver(
+                            &self.sink,
+                            origin,
+                            Event::MemberLeft {
+                                lobby: lobby.clone(),
+                                user: t.clone(),
+                            },
+                        );
                     }
                 }
             }
             LobbyChange::Update { fields, .. } => {
-                if let Some(k) = fields.keys().find(|k| !["description", "sizeLimit", "visibility"].contains(&k.as_str())) {
+                if let Some(k) = fields
+                    .keys()
+                    .find(|k| !["description", "sizeLimit", "visibility"].contains(&k.as_str()))
+                {
                     return refused(DomainError::BadRequest(format!("unknown field {k}")));
                 }
-                let l = st.lobby_mut(lobby).and_then(|l| l.record.as_mut()).expect("checked above");
+                let l = st
+                    .lobby_mut(lobby)
+                    .and_then(|l| l.record.as_mut())
+                    .expect("checked above");
                 for (k, v) in &fields {
                     match k.as_str() {
                         "description" => l.description = v.as_str().map(str::to_owned),
@@ -343,13 +450,27 @@ impl Engine for MemoryEngine {
                     }
                 }
                 l.updated_at = now;
-                deliver(&self.sink, origin, Event::LobbyUpdated { lobby: lobby.clone(), fields, updated_at: now });
+                deliver(
+                    &self.sink,
+                    origin,
+                    Event::LobbyUpdated {
+                        lobby: lobby.clone(),
+                        fields,
+                        updated_at: now,
+                    },
+                );
             }
         }
         Ok(st.lobby(lobby).cloned().expect("exists"))
     }
 
-    async fn visible_lobbies(&self, caller: &UserId, token: Option<&str>, after: Option<&str>, limit: usize) -> EngineResult<Vec<LobbyId>> {
+    async fn visible_lobbies(
+        &self,
+        caller: &UserId,
+        token: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> EngineResult<Vec<LobbyId>> {
         let st = self.state();
         let ids: BTreeSet<LobbyId> = st
             .lobbies
@@ -361,7 +482,15 @@ impl Engine for MemoryEngine {
         Ok(page(ids, after, limit))
     }
 
-    async fn append_message(&self, actor: Actor<'_>, lobby: &LobbyId, id: &MessageId, content: &str, replied: Option<&MessageId>, now: i64) -> EngineResult<MessageRecord> {
+    async fn append_message(
+        &self,
+        actor: Actor<'_>,
+        lobby: &LobbyId,
+        id: &MessageId,
+        content: &str,
+        replied: Option<&MessageId>,
+        now: i64,
+    ) -> EngineResult<MessageRecord> {
         let mut st = self.state();
         st.member_lobby(lobby, actor.user)?;
         let author_username = st.username(actor.user);
@@ -384,25 +513,56 @@ impl Engine for MemoryEngine {
         };
         l.by_id.insert(id.clone(), l.messages.len());
         l.messages.push(msg.clone());
-        deliver(&self.sink, Some(actor.origin), Event::Message { message: msg.clone() });
+        deliver(
+            &self.sink,
+            Some(actor.origin),
+            Event::Message {
+                message: msg.clone(),
+            },
+        );
         Ok(msg)
     }
 
-    async fn message(&self, lobby: &LobbyId, id: &MessageId) -> EngineResult<Option<MessageRecord>> {
-        let st = self.state();
-        Ok(st.lobbies.get(lobby).and_then(|l| l.by_id.get(id).map(|&i| l.messages[i].clone())))
-    }
-
-    async fn messages_after(&self, lobby: &LobbyId, after: u64, limit: usize) -> EngineResult<Vec<MessageRecord>> {
+    async fn message(
+        &self,
+        lobby: &LobbyId,
+        id: &MessageId,
+    ) -> EngineResult<Option<MessageRecord>> {
         let st = self.state();
         Ok(st
             .lobbies
             .get(lobby)
-            .map(|l| l.messages.iter().skip(after as usize).take(limit).cloned().collect())
+            .and_then(|l| l.by_id.get(id).map(|&i| l.messages[i].clone())))
+    }
+
+    async fn messages_after(
+        &self,
+        lobby: &LobbyId,
+        after: u64,
+        limit: usize,
+    ) -> EngineResult<Vec<MessageRecord>> {
+        let st = self.state();
+        Ok(st
+            .lobbies
+            .get(lobby)
+            .map(|l| {
+                l.messages
+                    .iter()
+                    .skip(after as usize)
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
-    async fn record_receipt(&self, actor: Actor<'_>, lobby: &LobbyId, message: &MessageId, kind: ReceiptKind) -> EngineResult<bool> {
+    async fn record_receipt(
+        &self,
+        actor: Actor<'_>,
+        lobby: &LobbyId,
+        message: &MessageId,
+        kind: ReceiptKind,
+    ) -> EngineResult<bool> {
         let mut st = self.state();
         st.member_lobby(lobby, actor.user)?;
         let l = st.lobby_mut(lobby).expect("checked above");
@@ -429,31 +589,57 @@ impl Engine for MemoryEngine {
             deliver(
                 &self.sink,
                 Some(actor.origin),
-                Event::Receipt { kind, lobby: lobby.clone(), message: message.clone(), user: user.clone() },
+                Event::Receipt {
+                    kind,
+                    lobby: lobby.clone(),
+                    message: message.clone(),
+                    user: user.clone(),
+                },
             );
         }
         Ok(first)
     }
 
-    async fn typing(&self, actor: Actor<'_>, lobby: &LobbyId, message: Option<&MessageId>) -> EngineResult<()> {
+    async fn typing(
+        &self,
+        actor: Actor<'_>,
+        lobby: &LobbyId,
+        message: Option<&MessageId>,
+    ) -> EngineResult<()> {
         let st = self.state();
         st.member_lobby(lobby, actor.user)?;
         if let Some(m) = message {
-            if !st.lobbies.get(lobby).is_some_and(|l| l.by_id.contains_key(m)) {
+            if !st
+                .lobbies
+                .get(lobby)
+                .is_some_and(|l| l.by_id.contains_key(m))
+            {
                 return refused(DomainError::NotFound);
             }
         }
         deliver(
             &self.sink,
             Some(actor.origin),
-            Event::Typing { lobby: lobby.clone(), user: actor.user.clone(), message: message.cloned() },
+            Event::Typing {
+                lobby: lobby.clone(),
+                user: actor.user.clone(),
+                message: message.cloned(),
+            },
         );
         Ok(())
     }
 
-    async fn change_message(&self, actor: Actor<'_>, lobby: &LobbyId, message: &MessageId, content: &str, now: i64) -> EngineResult<MessageRecord> {
+    async fn change_message(
+        &self,
+        actor: Actor<'_>,
+        lobby: &LobbyId,
+        message: &MessageId,
+        content: &str,
+        now: i64,
+    ) -> EngineResult<MessageRecord> {
         let mut st = self.state();
-        st.member_lobby(lobby, actor.user).map_err(|_| DomainError::NotFound)?;
+        st.member_lobby(lobby, actor.user)
+            .map_err(|_| DomainError::NotFound)?;
         let l = st.lobby_mut(lobby).expect("checked above");
         let Some(&i) = l.by_id.get(message) else {
             return refused(DomainError::NotFound);
@@ -466,11 +652,18 @@ impl Engine for MemoryEngine {
         m.updated_at = now;
         let out = m.clone();
         let fields = json!({"content": content});
-        let Value::Object(fields) = fields else { unreachable!() };
+        let Value::Object(fields) = fields else {
+            unreachable!()
+        };
         deliver(
             &self.sink,
             Some(actor.origin),
-            Event::MessageUpdated { lobby: lobby.clone(), message: message.clone(), fields, updated_at: now },
+            Event::MessageUpdated {
+                lobby: lobby.clone(),
+                message: message.clone(),
+                fields,
+                updated_at: now,
+            },
         );
         Ok(out)
     }
@@ -493,11 +686,18 @@ impl Engine for MemoryEngine {
 
     async fn connection_down(&self, user: &UserId, kind: PresenceKind) -> EngineResult<()> {
         let mut st = self.state();
-        let Some(n) = st.online.get_mut(user) else { return Ok(()) };
+        let Some(n) = st.online.get_mut(user) else {
+            return Ok(());
+        };
         *n -= 1;
         if *n == 0 {
             st.online.remove(user);
-            let event = Event::Presence { kind, user: user.clone(), username: st.username(user), lobbies: st.lobbies_of(user) };
+            let event = Event::Presence {
+                kind,
+                user: user.clone(),
+                username: st.username(user),
+                lobbies: st.lobbies_of(user),
+            };
             deliver(&self.sink, None, event);
         }
         Ok(())
@@ -521,11 +721,20 @@ impl Engine for MemoryEngine {
 }
 
 fn lobby_updated(lobby: &LobbyId, fields: Value, now: i64) -> Event {
-    let Value::Object(fields) = fields else { unreachable!("fields are built as objects") };
-    Event::LobbyUpdated { lobby: lobby.clone(), fields, updated_at: now }
+    let Value::Object(fields) = fields else {
+        unreachable!("fields are built as objects")
+    };
+    Event::LobbyUpdated {
+        lobby: lobby.clone(),
+        fields,
+        updated_at: now,
+    }
 }
 
 /// Ids after the cursor, at most `limit`.
 fn page<T: Ord + AsRef<str>>(ids: BTreeSet<T>, after: Option<&str>, limit: usize) -> Vec<T> {
-    ids.into_iter().filter(|i| after.is_none_or(|a| i.as_ref() > a)).take(limit).collect()
+    ids.into_iter()
+        .filter(|i| after.is_none_or(|a| i.as_ref() > a))
+        .take(limit)
+        .collect()
 }

@@ -91,13 +91,17 @@ pub enum LobbyChange {
     /// nothing against `sizeLimit`; publishes `MemberJoined` per new member.
     AddUsers(Vec<UserId>),
     /// Needs `deleteUser` / `deleteUsers`; publishes `MemberLeft` per
-    /// removed member; non-members are skipped silently.
+    /// removed member; every target must exist (`NotFound`); non-members
+    /// are skipped silently.
     DeleteUsers(Vec<UserId>),
     /// Needs `setVisibility` (when only visibility) or `update`; fields are
     /// wire names (`description`, `sizeLimit`, `visibility`) with validated
     /// values (null clears description / sizeLimit). Publishes
     /// `LobbyUpdated` with exactly these fields.
-    Update { fields: Map<String, Value>, needs: crate::domain::Permission },
+    Update {
+        fields: Map<String, Value>,
+        needs: crate::domain::Permission,
+    },
 }
 
 /// A user change, by the user itself.
@@ -120,17 +124,34 @@ pub trait Engine: Send + Sync + 'static {
     // ---- users ----
 
     /// Creates a user with the given token hash.
-    async fn create_user(&self, id: &UserId, username: Option<&str>, token_hash: &str, now: i64) -> EngineResult<UserRecord>;
+    async fn create_user(
+        &self,
+        id: &UserId,
+        username: Option<&str>,
+        token_hash: &str,
+        now: i64,
+    ) -> EngineResult<UserRecord>;
     /// The user whose token hashes to `token_hash`.
     async fn user_by_token(&self, token_hash: &str) -> EngineResult<Option<UserId>>;
     /// A user with its lobbies and presence.
     async fn user(&self, id: &UserId) -> EngineResult<Option<UserSnapshot>>;
     /// Applies a change by `actor` to its own user (refused with
     /// `Forbidden` for anyone else); returns the new record.
-    async fn change_user(&self, actor: Actor<'_>, change: UserChange, now: i64) -> EngineResult<UserRecord>;
+    async fn change_user(
+        &self,
+        actor: Actor<'_>,
+        change: UserChange,
+        now: i64,
+    ) -> EngineResult<UserRecord>;
     /// Ids of every user the caller can see (itself, co-members, visible
     /// users, the user whose token hash is given), sorted, greater than `after`.
-    async fn visible_users(&self, caller: &UserId, token_hash: Option<&str>, after: Option<&str>, limit: usize) -> EngineResult<Vec<UserId>>;
+    async fn visible_users(
+        &self,
+        caller: &UserId,
+        token_hash: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> EngineResult<Vec<UserId>>;
 
     // ---- lobbies ----
 
@@ -138,7 +159,12 @@ pub trait Engine: Send + Sync + 'static {
     /// it if allowed: refused `Forbidden` when not visible, not owner, not
     /// member and wrong/no token; `LobbyFull` past `sizeLimit` for a new
     /// member. Publishes `MemberJoined` when the caller was not a member.
-    async fn connect_lobby(&self, actor: Actor<'_>, spec: LobbySpec, now: i64) -> EngineResult<JoinOutcome>;
+    async fn connect_lobby(
+        &self,
+        actor: Actor<'_>,
+        spec: LobbySpec,
+        now: i64,
+    ) -> EngineResult<JoinOutcome>;
     /// Removes the caller from the lobby; non-members are refused by
     /// `non_member_refusal`, unknown lobbies `NotFound`. Publishes `MemberLeft`.
     async fn leave_lobby(&self, actor: Actor<'_>, lobby: &LobbyId, now: i64) -> EngineResult<()>;
@@ -148,31 +174,75 @@ pub trait Engine: Send + Sync + 'static {
     async fn lobby_by_token(&self, token: &str) -> EngineResult<Option<LobbyId>>;
     /// Applies a lobby change after checking the actor's role on the lobby
     /// (`NotFound` if it cannot see it, `Forbidden` if it can but may not).
-    async fn change_lobby(&self, actor: Actor<'_>, lobby: &LobbyId, change: LobbyChange, now: i64) -> EngineResult<LobbyRecord>;
+    async fn change_lobby(
+        &self,
+        actor: Actor<'_>,
+        lobby: &LobbyId,
+        change: LobbyChange,
+        now: i64,
+    ) -> EngineResult<LobbyRecord>;
     /// Ids of every lobby the caller can see (member, owner, visible, the
     /// one the token opens), sorted, greater than `after`.
-    async fn visible_lobbies(&self, caller: &UserId, token: Option<&str>, after: Option<&str>, limit: usize) -> EngineResult<Vec<LobbyId>>;
+    async fn visible_lobbies(
+        &self,
+        caller: &UserId,
+        token: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> EngineResult<Vec<LobbyId>>;
 
     // ---- messages ----
 
     /// Appends a message with the next seq; caller must be a member;
     /// `replied` must name a message of the same lobby (`NotFound`).
     /// Publishes `Message`.
-    async fn append_message(&self, actor: Actor<'_>, lobby: &LobbyId, id: &MessageId, content: &str, replied: Option<&MessageId>, now: i64) -> EngineResult<MessageRecord>;
+    async fn append_message(
+        &self,
+        actor: Actor<'_>,
+        lobby: &LobbyId,
+        id: &MessageId,
+        content: &str,
+        replied: Option<&MessageId>,
+        now: i64,
+    ) -> EngineResult<MessageRecord>;
     /// One message of a lobby (no access check; the node checks membership).
-    async fn message(&self, lobby: &LobbyId, id: &MessageId) -> EngineResult<Option<MessageRecord>>;
+    async fn message(&self, lobby: &LobbyId, id: &MessageId)
+        -> EngineResult<Option<MessageRecord>>;
     /// Messages with seq greater than `after`, in seq order, at most `limit`.
-    async fn messages_after(&self, lobby: &LobbyId, after: u64, limit: usize) -> EngineResult<Vec<MessageRecord>>;
+    async fn messages_after(
+        &self,
+        lobby: &LobbyId,
+        after: u64,
+        limit: usize,
+    ) -> EngineResult<Vec<MessageRecord>>;
     /// Records a receipt; caller must be a member; `viewed` also records
     /// `received`. Returns whether it was the first time (then publishes
     /// `Receipt`).
-    async fn record_receipt(&self, actor: Actor<'_>, lobby: &LobbyId, message: &MessageId, kind: ReceiptKind) -> EngineResult<bool>;
+    async fn record_receipt(
+        &self,
+        actor: Actor<'_>,
+        lobby: &LobbyId,
+        message: &MessageId,
+        kind: ReceiptKind,
+    ) -> EngineResult<bool>;
     /// Publishes `Typing`; caller must be a member; the message, if named,
     /// must be in the lobby.
-    async fn typing(&self, actor: Actor<'_>, lobby: &LobbyId, message: Option<&MessageId>) -> EngineResult<()>;
+    async fn typing(
+        &self,
+        actor: Actor<'_>,
+        lobby: &LobbyId,
+        message: Option<&MessageId>,
+    ) -> EngineResult<()>;
     /// Sets a message's content; caller must be a member and its author.
     /// Publishes `MessageUpdated`.
-    async fn change_message(&self, actor: Actor<'_>, lobby: &LobbyId, message: &MessageId, content: &str, now: i64) -> EngineResult<MessageRecord>;
+    async fn change_message(
+        &self,
+        actor: Actor<'_>,
+        lobby: &LobbyId,
+        message: &MessageId,
+        content: &str,
+        now: i64,
+    ) -> EngineResult<MessageRecord>;
 
     // ---- presence and fan-out ----
 
@@ -194,5 +264,8 @@ pub trait Engine: Send + Sync + 'static {
 
 /// Deliver to the sink; a closed sink means the node is shutting down.
 pub(crate) fn deliver(sink: &EventSink, origin: Option<&Origin>, event: crate::domain::Event) {
-    let _ = sink.send(Envelope { origin: origin.cloned(), event });
+    let _ = sink.send(Envelope {
+        origin: origin.cloned(),
+        event,
+    });
 }

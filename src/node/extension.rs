@@ -18,7 +18,11 @@ pub struct EventContext {
 }
 
 /// A handler: the reply's `data`, or a protocol error.
-pub type EventHandler = Arc<dyn Fn(EventContext, Map<String, Value>) -> BoxFuture<'static, Result<Value, ProtocolError>> + Send + Sync>;
+pub type EventHandler = Arc<
+    dyn Fn(EventContext, Map<String, Value>) -> BoxFuture<'static, Result<Value, ProtocolError>>
+        + Send
+        + Sync,
+>;
 
 /// The registered handlers, by event name.
 #[derive(Default, Clone)]

@@ -58,7 +58,9 @@ impl Hub {
     pub fn detach(&self, user: &UserId, conn: ConnId) -> SubscriptionDelta {
         let mut st = self.write();
         let mut delta = SubscriptionDelta::default();
-        let Some(u) = st.users.get_mut(user) else { return delta };
+        let Some(u) = st.users.get_mut(user) else {
+            return delta;
+        };
         u.conns.retain(|(c, _)| *c != conn);
         if !u.conns.is_empty() {
             return delta;
@@ -77,8 +79,13 @@ impl Hub {
     pub fn add_memberships(&self, user: &UserId, lobbies: &[LobbyId]) -> SubscriptionDelta {
         let mut st = self.write();
         let mut delta = SubscriptionDelta::default();
-        let State { users, lobbies: map } = &mut *st;
-        let Some(u) = users.get_mut(user) else { return delta };
+        let State {
+            users,
+            lobbies: map,
+        } = &mut *st;
+        let Some(u) = users.get_mut(user) else {
+            return delta;
+        };
         for l in lobbies {
             if u.lobbies.insert(l.clone()) {
                 let set = map.entry(l.clone()).or_default();
@@ -95,7 +102,9 @@ impl Hub {
     pub fn remove_membership(&self, user: &UserId, lobby: &LobbyId) -> SubscriptionDelta {
         let mut st = self.write();
         let mut delta = SubscriptionDelta::default();
-        let Some(u) = st.users.get_mut(user) else { return delta };
+        let Some(u) = st.users.get_mut(user) else {
+            return delta;
+        };
         if u.lobbies.remove(lobby) && remove_member(&mut st.lobbies, lobby, user) {
             delta.unsubscribe.push(lobby.clone());
         }
@@ -125,7 +134,13 @@ impl Hub {
     /// Calls `f` once for every local connection of the user itself (when
     /// `include_user`) and of every member of the given lobbies, each
     /// connection once however many lobbies it shares.
-    pub fn for_co_members(&self, user: &UserId, lobbies: &[LobbyId], include_user: bool, mut f: impl FnMut(&UserId, ConnId, &Outbox)) {
+    pub fn for_co_members(
+        &self,
+        user: &UserId,
+        lobbies: &[LobbyId],
+        include_user: bool,
+        mut f: impl FnMut(&UserId, ConnId, &Outbox),
+    ) {
         let st = self.read();
         let mut seen: HashSet<&UserId> = HashSet::new();
         if !include_user {
@@ -137,7 +152,9 @@ impl Hub {
             }
         }
         for l in lobbies {
-            let Some(members) = st.lobbies.get(l) else { continue };
+            let Some(members) = st.lobbies.get(l) else {
+                continue;
+            };
             for m in members {
                 if !seen.insert(m) {
                     continue;
@@ -172,7 +189,11 @@ impl Hub {
 }
 
 /// Removes a user from a lobby set; true when the set became empty.
-fn remove_member(map: &mut HashMap<LobbyId, HashSet<UserId>>, lobby: &LobbyId, user: &UserId) -> bool {
+fn remove_member(
+    map: &mut HashMap<LobbyId, HashSet<UserId>>,
+    lobby: &LobbyId,
+    user: &UserId,
+) -> bool {
     if let Some(set) = map.get_mut(lobby) {
         set.remove(user);
         if set.is_empty() {
@@ -200,10 +221,16 @@ mod tests {
         let (ob, _rb) = Outbox::for_test();
         assert!(hub.attach(&a, 1, oa));
         assert!(hub.attach(&b, 2, ob));
-        assert_eq!(hub.add_memberships(&a, &ids(&["l1", "l2"])).subscribe.len(), 2);
+        assert_eq!(
+            hub.add_memberships(&a, &ids(&["l1", "l2"])).subscribe.len(),
+            2
+        );
         assert!(hub.add_memberships(&b, &ids(&["l1"])).subscribe.is_empty());
         assert_eq!(hub.detach(&a, 1).unsubscribe, ids(&["l2"]));
-        assert_eq!(hub.remove_membership(&b, &LobbyId::from("l1")).unsubscribe, ids(&["l1"]));
+        assert_eq!(
+            hub.remove_membership(&b, &LobbyId::from("l1")).unsubscribe,
+            ids(&["l1"])
+        );
         assert!(hub.lobbies().is_empty());
     }
 

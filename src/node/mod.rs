@@ -34,12 +34,19 @@ pub struct Node {
 
 impl Node {
     /// A node over an engine; `extensions` are the application's events.
-    pub fn new(engine: Arc<dyn Engine>, id: String, config: Arc<Config>, extensions: Extensions) -> Arc<Self> {
+    pub fn new(
+        engine: Arc<dyn Engine>,
+        id: String,
+        config: Arc<Config>,
+        extensions: Extensions,
+    ) -> Arc<Self> {
         Arc::new(Self {
             engine,
             hub: Hub::default(),
             id,
-            limits: Limits { max_content_bytes: config.max_content_bytes },
+            limits: Limits {
+                max_content_bytes: config.max_content_bytes,
+            },
             config,
             extensions,
             next_conn: AtomicU64::new(1),
@@ -49,7 +56,12 @@ impl Node {
     /// A session for a new connection.
     pub fn open_session(&self, outbox: Outbox) -> Session {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        Session { id, origin: Origin(format!("{}/{}", self.id, id)), outbox, login: Default::default() }
+        Session {
+            id,
+            origin: Origin(format!("{}/{}", self.id, id)),
+            outbox,
+            login: Default::default(),
+        }
     }
 
     /// Handles one parsed frame and returns the reply.
@@ -62,16 +74,26 @@ impl Node {
                     ErrorCode::Internal | ErrorCode::Unavailable => {
                         tracing::warn!(conn = session.id, event = %event, code = e.code.as_str(), "request failed")
                     }
-                    _ => tracing::debug!(conn = session.id, event = %event, code = e.code.as_str(), "request refused"),
+                    _ => {
+                        tracing::info!(conn = session.id, event = %event, code = e.code.as_str(), "request refused")
+                    }
                 }
                 OutFrame::error(&e, Some(&event), ack)
             }
         }
     }
 
-    async fn dispatch(&self, s: &mut Session, event: &str, data: serde_json::Map<String, serde_json::Value>) -> Result<serde_json::Value, ProtocolError> {
+    async fn dispatch(
+        &self,
+        s: &mut Session,
+        event: &str,
+        data: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, ProtocolError> {
         if s.login.user.is_none() && event != "login" {
-            return Err(ProtocolError::new(ErrorCode::Unauthenticated, "log in first"));
+            return Err(ProtocolError::new(
+                ErrorCode::Unauthenticated,
+                "log in first",
+            ));
         }
         let req = Request::parse(event, data, &self.limits)?;
         handlers::handle(self, s, req).await
@@ -80,7 +102,11 @@ impl Node {
     /// Ends a connection: detaches it and counts its presence down.
     pub async fn close_session(&self, session: &mut Session) {
         if let Some(user) = session.login.user.take() {
-            let kind = if session.outbox.was_kicked() { PresenceKind::Logout } else { PresenceKind::Disconnect };
+            let kind = if session.outbox.was_kicked() {
+                PresenceKind::Logout
+            } else {
+                PresenceKind::Disconnect
+            };
             self.end_login(&user, session.id, kind).await;
         }
     }
@@ -100,7 +126,11 @@ impl Node {
             self.subscribe(&l).await;
         }
         // Re-checked: a join may have raced the leave that asked for this.
-        for l in delta.unsubscribe.into_iter().filter(|l| !self.hub.has_lobby(l)) {
+        for l in delta
+            .unsubscribe
+            .into_iter()
+            .filter(|l| !self.hub.has_lobby(l))
+        {
             if let Err(e) = self.engine.unsubscribe_lobby(&l).await {
                 tracing::warn!(error = %e, "unsubscribe failed");
             }

@@ -61,8 +61,18 @@ impl Outbox {
     pub fn new(capacity: usize) -> (Self, OutboxReceiver) {
         let (tx, rx) = mpsc::channel(capacity);
         let closer = CancellationToken::new();
-        let shared = Arc::new(Shared { closer: closer.clone(), close_code: AtomicU16::new(CLOSE_NORMAL), kicked: AtomicBool::new(false) });
-        (Self { tx, shared: shared.clone() }, OutboxReceiver { rx, closer, shared })
+        let shared = Arc::new(Shared {
+            closer: closer.clone(),
+            close_code: AtomicU16::new(CLOSE_NORMAL),
+            kicked: AtomicBool::new(false),
+        });
+        (
+            Self {
+                tx,
+                shared: shared.clone(),
+            },
+            OutboxReceiver { rx, closer, shared },
+        )
     }
 
     #[cfg(test)]

@@ -49,7 +49,10 @@ pub struct ProtocolError {
 impl ProtocolError {
     /// An error with a code and text.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     /// `bad_request` with a reason.
@@ -73,7 +76,10 @@ impl From<EngineError> for ProtocolError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Refused(d) => d.into(),
-            EngineError::Unavailable(_) => Self::new(ErrorCode::Unavailable, "the store is unavailable; nothing was changed"),
+            EngineError::Unavailable(_) => Self::new(
+                ErrorCode::Unavailable,
+                "the store is unavailable; nothing was changed",
+            ),
             // Logged by the caller with the request; hidden from the client.
             EngineError::Internal(_) => Self::new(ErrorCode::Internal, "internal error"),
         }

@@ -28,8 +28,13 @@ pub struct FrameError {
 impl IncomingFrame {
     /// Parses one text message.
     pub fn parse(text: &str) -> Result<Self, FrameError> {
-        let fail = |event: Option<String>, ack, msg: &str| FrameError { event, ack, error: ProtocolError::bad_request(msg) };
-        let value: Value = serde_json::from_str(text).map_err(|_| fail(None, None, "frame is not valid JSON"))?;
+        let fail = |event: Option<String>, ack, msg: &str| FrameError {
+            event,
+            ack,
+            error: ProtocolError::bad_request(msg),
+        };
+        let value: Value =
+            serde_json::from_str(text).map_err(|_| fail(None, None, "frame is not valid JSON"))?;
         let Value::Object(mut obj) = value else {
             return Err(fail(None, None, "frame is not a JSON object"));
         };
@@ -42,9 +47,21 @@ impl IncomingFrame {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => match n.as_u64() {
                 Some(a) if a <= MAX_ACK => Some(a),
-                _ => return Err(fail(Some(event), None, "`ack` must be an integer in 0..2^53-1")),
+                _ => {
+                    return Err(fail(
+                        Some(event),
+                        None,
+                        "`ack` must be an integer in 0..2^53-1",
+                    ))
+                }
             },
-            Some(_) => return Err(fail(Some(event), None, "`ack` must be an integer in 0..2^53-1")),
+            Some(_) => {
+                return Err(fail(
+                    Some(event),
+                    None,
+                    "`ack` must be an integer in 0..2^53-1",
+                ))
+            }
         };
         let data = match obj.remove("data") {
             None | Some(Value::Null) => Map::new(),
@@ -70,7 +87,8 @@ struct Wire<'a, D: Serialize> {
 impl OutFrame {
     /// Encodes a frame; `ack` only for replies.
     pub fn new<D: Serialize>(event: &str, data: D, ack: Option<u64>) -> Self {
-        let text = serde_json::to_string(&Wire { event, data, ack }).expect("frames always serialize");
+        let text =
+            serde_json::to_string(&Wire { event, data, ack }).expect("frames always serialize");
         Self(Utf8Bytes::from(text))
     }
 
@@ -82,7 +100,15 @@ impl OutFrame {
             message: &'a str,
             event: Option<&'a str>,
         }
-        Self::new("error", ErrorData { code: error.code.as_str(), message: &error.message, event }, ack)
+        Self::new(
+            "error",
+            ErrorData {
+                code: error.code.as_str(),
+                message: &error.message,
+                event,
+            },
+            ack,
+        )
     }
 
     /// The encoded text.
@@ -105,7 +131,8 @@ mod tests {
 
     #[test]
     fn parses_a_full_frame() {
-        let f = IncomingFrame::parse(r#"{"event":"login","data":{"username":"a"},"ack":7}"#).unwrap();
+        let f =
+            IncomingFrame::parse(r#"{"event":"login","data":{"username":"a"},"ack":7}"#).unwrap();
         assert_eq!(f.event, "login");
         assert_eq!(f.ack, Some(7));
         assert_eq!(f.data["username"], "a");
@@ -138,6 +165,9 @@ mod tests {
         let f = OutFrame::new("login", serde_json::json!({"a":1}), Some(3));
         assert_eq!(f.as_str(), r#"{"event":"login","data":{"a":1},"ack":3}"#);
         let e = OutFrame::error(&ProtocolError::bad_request("x"), None, None);
-        assert_eq!(e.as_str(), r#"{"event":"error","data":{"code":"bad_request","message":"x","event":null}}"#);
+        assert_eq!(
+            e.as_str(),
+            r#"{"event":"error","data":{"code":"bad_request","message":"x","event":null}}"#
+        );
     }
 }

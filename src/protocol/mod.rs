@@ -7,4 +7,4 @@ pub mod request;
 
 pub use error::{ErrorCode, ProtocolError};
 pub use frame::{IncomingFrame, OutFrame};
-pub use request::{Request, ObjectType, Target};
+pub use request::{ObjectType, Request, Target};

@@ -93,8 +93,13 @@ impl Action {
 /// One client request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
-    Login { token: Option<String>, username: Option<String> },
-    Logout { everywhere: bool },
+    Login {
+        token: Option<String>,
+        username: Option<String>,
+    },
+    Logout {
+        everywhere: bool,
+    },
     ConnectLobby {
         id: Option<LobbyId>,
         token: Option<String>,
@@ -102,16 +107,49 @@ pub enum Request {
         size_limit: Option<u64>,
         description: Option<String>,
     },
-    DisconnectLobby { lobby: LobbyId },
-    SendMessage { lobby: LobbyId, content: String, replied: Option<MessageId> },
-    Receipt { kind: ReceiptKind, lobby: LobbyId, message: MessageId },
-    Typing { lobby: LobbyId, message: Option<MessageId> },
-    GetData { target: Target, token: Option<String> },
-    GetAllData { kind: ObjectType, token: Option<String>, lobby: Option<LobbyId>, limit: usize, start: PageStart },
-    UpdateData { target: Target, token: Option<String>, fields: Map<String, Value> },
-    UseAction { target: Target, token: Option<String>, action: Action },
+    DisconnectLobby {
+        lobby: LobbyId,
+    },
+    SendMessage {
+        lobby: LobbyId,
+        content: String,
+        replied: Option<MessageId>,
+    },
+    Receipt {
+        kind: ReceiptKind,
+        lobby: LobbyId,
+        message: MessageId,
+    },
+    Typing {
+        lobby: LobbyId,
+        message: Option<MessageId>,
+    },
+    GetData {
+        target: Target,
+        token: Option<String>,
+    },
+    GetAllData {
+        kind: ObjectType,
+        token: Option<String>,
+        lobby: Option<LobbyId>,
+        limit: usize,
+        start: PageStart,
+    },
+    UpdateData {
+        target: Target,
+        token: Option<String>,
+        fields: Map<String, Value>,
+    },
+    UseAction {
+        target: Target,
+        token: Option<String>,
+        action: Action,
+    },
     /// An event the protocol does not define: an application handler's.
-    Custom { event: String, data: Map<String, Value> },
+    Custom {
+        event: String,
+        data: Map<String, Value>,
+    },
 }
 
 impl Request {
@@ -121,39 +159,72 @@ impl Request {
     }
 
     /// Parses `data` of `event`.
-    pub fn parse(event: &str, data: Map<String, Value>, limits: &Limits) -> Result<Self, ProtocolError> {
+    pub fn parse(
+        event: &str,
+        data: Map<String, Value>,
+        limits: &Limits,
+    ) -> Result<Self, ProtocolError> {
         let d = Data(&data);
         Ok(match event {
             "login" => Request::Login {
-                token: d.opt_str("token")?.map(|t| check_token(&t).map(|_| t)).transpose()?,
+                token: d
+                    .opt_str("token")?
+                    .map(|t| check_token(&t).map(|_| t))
+                    .transpose()?,
                 username: d.opt_str("username")?.map(check_username).transpose()?,
             },
-            "logout" => Request::Logout { everywhere: d.opt_bool("everywhere")?.unwrap_or(false) },
+            "logout" => Request::Logout {
+                everywhere: d.opt_bool("everywhere")?.unwrap_or(false),
+            },
             "connect_lobby" => {
                 let lobby = d.object("lobby")?;
                 let l = Data(lobby);
                 let size_limit = match l.opt_u64("sizeLimit")? {
-                    Some(0) => return Err(ProtocolError::bad_request("`sizeLimit` must be at least 1")),
+                    Some(0) => {
+                        return Err(ProtocolError::bad_request("`sizeLimit` must be at least 1"))
+                    }
                     n => n,
                 };
                 Request::ConnectLobby {
-                    id: l.opt_str("id")?.map(|s| check_id(&s, "lobby.id").map(|_| LobbyId(s))).transpose()?,
-                    token: l.opt_str("token")?.map(|t| check_token(&t).map(|_| t)).transpose()?,
+                    id: l
+                        .opt_str("id")?
+                        .map(|s| check_id(&s, "lobby.id").map(|_| LobbyId(s)))
+                        .transpose()?,
+                    token: l
+                        .opt_str("token")?
+                        .map(|t| check_token(&t).map(|_| t))
+                        .transpose()?,
                     visibility: l.opt_bool("visibility")?.unwrap_or(false),
                     size_limit,
-                    description: l.opt_str("description")?.map(check_description).transpose()?,
+                    description: l
+                        .opt_str("description")?
+                        .map(check_description)
+                        .transpose()?,
                 }
             }
-            "disconnect_lobby" => Request::DisconnectLobby { lobby: d.lobby_ref("lobby")? },
+            "disconnect_lobby" => Request::DisconnectLobby {
+                lobby: d.lobby_ref("lobby")?,
+            },
             "send_message" => {
                 let lobby = d.lobby_ref("lobby")?;
                 let content = d.req_str("content")?;
                 check_content(&content, limits)?;
-                let replied = d.opt_str("replied")?.map(|s| check_id(&s, "replied").map(|_| MessageId(s))).transpose()?;
-                Request::SendMessage { lobby, content, replied }
+                let replied = d
+                    .opt_str("replied")?
+                    .map(|s| check_id(&s, "replied").map(|_| MessageId(s)))
+                    .transpose()?;
+                Request::SendMessage {
+                    lobby,
+                    content,
+                    replied,
+                }
             }
             "received_message" | "viewed_message" => Request::Receipt {
-                kind: if event == "received_message" { ReceiptKind::Received } else { ReceiptKind::Viewed },
+                kind: if event == "received_message" {
+                    ReceiptKind::Received
+                } else {
+                    ReceiptKind::Viewed
+                },
                 lobby: d.lobby_ref("lobby")?,
                 message: MessageId(d.ref_id("message")?),
             },
@@ -164,7 +235,10 @@ impl Request {
                     Some(_) => Some(MessageId(d.ref_id("message")?)),
                 },
             },
-            "get_data" => Request::GetData { target: d.target()?, token: d.opt_str("token")? },
+            "get_data" => Request::GetData {
+                target: d.target()?,
+                token: d.opt_str("token")?,
+            },
             "get_all_data" => {
                 let kind = d.object_type()?;
                 let lobby = match kind {
@@ -177,26 +251,56 @@ impl Request {
                     Some(_) => return Err(ProtocolError::bad_request("`limit` must be in 1..500")),
                 };
                 let start = match (d.opt_str("cursor")?, d.opt_u64("after")?) {
-                    (Some(_), Some(_)) => return Err(ProtocolError::bad_request("`after` and `cursor` exclude each other")),
+                    (Some(_), Some(_)) => {
+                        return Err(ProtocolError::bad_request(
+                            "`after` and `cursor` exclude each other",
+                        ))
+                    }
                     (Some(c), None) => PageStart::Cursor(c),
                     (None, Some(a)) if kind == ObjectType::Messages => PageStart::After(a),
-                    (None, Some(_)) => return Err(ProtocolError::bad_request("`after` applies to messages only")),
+                    (None, Some(_)) => {
+                        return Err(ProtocolError::bad_request(
+                            "`after` applies to messages only",
+                        ))
+                    }
                     (None, None) => PageStart::First,
                 };
-                Request::GetAllData { kind, token: d.opt_str("token")?, lobby, limit, start }
+                Request::GetAllData {
+                    kind,
+                    token: d.opt_str("token")?,
+                    lobby,
+                    limit,
+                    start,
+                }
             }
             "update_data" => {
                 let target = d.target()?;
                 let fields = d.object("data")?.clone();
                 check_fields(&target, &fields, limits)?;
-                Request::UpdateData { target, token: d.opt_str("token")?, fields }
+                Request::UpdateData {
+                    target,
+                    token: d.opt_str("token")?,
+                    fields,
+                }
             }
             "use_action" => {
                 let target = d.target()?;
-                let action = parse_action(&target, &d.req_str("action")?, d.0.get("actionArgs"), limits)?;
-                Request::UseAction { target, token: d.opt_str("token")?, action }
+                let action = parse_action(
+                    &target,
+                    &d.req_str("action")?,
+                    d.0.get("actionArgs"),
+                    limits,
+                )?;
+                Request::UseAction {
+                    target,
+                    token: d.opt_str("token")?,
+                    action,
+                }
             }
-            _ => Request::Custom { event: event.to_owned(), data },
+            _ => Request::Custom {
+                event: event.to_owned(),
+                data,
+            },
         })
     }
 }
@@ -217,7 +321,8 @@ impl<'a> Data<'a> {
         }
     }
     fn req_str(&self, f: &str) -> Result<String, ProtocolError> {
-        self.opt_str(f)?.ok_or_else(|| ProtocolError::bad_request(format!("`{f}` is required")))
+        self.opt_str(f)?
+            .ok_or_else(|| ProtocolError::bad_request(format!("`{f}` is required")))
     }
     fn opt_bool(&self, f: &str) -> Result<Option<bool>, ProtocolError> {
         match self.0.get(f) {
@@ -229,20 +334,27 @@ impl<'a> Data<'a> {
     fn opt_u64(&self, f: &str) -> Result<Option<u64>, ProtocolError> {
         match self.0.get(f) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| ill_typed(f, "a non-negative integer")),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| ill_typed(f, "a non-negative integer")),
             Some(_) => Err(ill_typed(f, "a non-negative integer")),
         }
     }
     fn object(&self, f: &str) -> Result<&'a Map<String, Value>, ProtocolError> {
         match self.0.get(f) {
             Some(Value::Object(m)) => Ok(m),
-            None | Some(Value::Null) => Err(ProtocolError::bad_request(format!("`{f}` is required"))),
+            None | Some(Value::Null) => {
+                Err(ProtocolError::bad_request(format!("`{f}` is required")))
+            }
             Some(_) => Err(ill_typed(f, "an object")),
         }
     }
     /// `{"id": "..."}` at field `f`.
     fn ref_id(&self, f: &str) -> Result<String, ProtocolError> {
-        let id = Data(self.object(f)?).req_str("id").map_err(|_| ill_typed(f, "an object with a string `id`"))?;
+        let id = Data(self.object(f)?)
+            .req_str("id")
+            .map_err(|_| ill_typed(f, "an object with a string `id`"))?;
         check_id(&id, f)?;
         Ok(id)
     }
@@ -278,7 +390,10 @@ fn check_id(id: &str, field: &str) -> Result<(), ProtocolError> {
 
 fn check_token(t: &str) -> Result<(), ProtocolError> {
     if t.is_empty() || t.len() > MAX_ID_BYTES {
-        return Err(ill_typed("token", "a non-empty string of at most 256 bytes"));
+        return Err(ill_typed(
+            "token",
+            "a non-empty string of at most 256 bytes",
+        ));
     }
     Ok(())
 }
@@ -312,9 +427,15 @@ fn check_content(c: &str, limits: &Limits) -> Result<(), ProtocolError> {
 }
 
 /// Checks an update's fields against what the type allows.
-fn check_fields(target: &Target, fields: &Map<String, Value>, limits: &Limits) -> Result<(), ProtocolError> {
+fn check_fields(
+    target: &Target,
+    fields: &Map<String, Value>,
+    limits: &Limits,
+) -> Result<(), ProtocolError> {
     if fields.is_empty() {
-        return Err(ProtocolError::bad_request("`data` must set at least one field"));
+        return Err(ProtocolError::bad_request(
+            "`data` must set at least one field",
+        ));
     }
     for (k, v) in fields {
         let ok = match (target, k.as_str()) {
@@ -323,7 +444,9 @@ fn check_fields(target: &Target, fields: &Map<String, Value>, limits: &Limits) -
                 _ => false,
             },
             (Target::User(_) | Target::Lobby(_), "visibility") => v.is_boolean(),
-            (Target::Lobby(_), "description") => v.is_null() || v.as_str().is_some_and(|s| s.len() <= MAX_DESCRIPTION_BYTES),
+            (Target::Lobby(_), "description") => {
+                v.is_null() || v.as_str().is_some_and(|s| s.len() <= MAX_DESCRIPTION_BYTES)
+            }
             (Target::Lobby(_), "sizeLimit") => v.is_null() || v.as_u64().is_some_and(|n| n >= 1),
             (Target::Message(..), "content") => match v {
                 Value::String(s) => {
@@ -332,26 +455,38 @@ fn check_fields(target: &Target, fields: &Map<String, Value>, limits: &Limits) -
                 }
                 _ => false,
             },
-            _ => return Err(ProtocolError::bad_request(format!("`{k}` is unknown or read-only"))),
+            _ => {
+                return Err(ProtocolError::bad_request(format!(
+                    "`{k}` is unknown or read-only"
+                )))
+            }
         };
         if !ok {
-            return Err(ProtocolError::bad_request(format!("`{k}` has an invalid value")));
+            return Err(ProtocolError::bad_request(format!(
+                "`{k}` has an invalid value"
+            )));
         }
     }
     Ok(())
 }
 
-fn parse_action(target: &Target, name: &str, args: Option<&Value>, limits: &Limits) -> Result<Action, ProtocolError> {
-    let empty = Vec::new();
-    let args = match args {
-        None | Some(Value::Null) => &empty,
-        Some(Value::Array(a)) => a,
-        Some(_) => return Err(ill_typed("actionArgs", "an array")),
-    };
+fn parse_action(
+    target: &Target,
+    name: &str,
+    args: Option<&Value>,
+    limits: &Limits,
+) -> Result<Action, ProtocolError> {
     let bad = || ProtocolError::bad_request(format!("ill-typed `actionArgs` for `{name}`"));
+    // Every action takes exactly one argument.
+    let args = match args {
+        Some(Value::Array(a)) if a.len() == 1 => a,
+        _ => return Err(bad()),
+    };
     let user = |v: Option<&Value>| -> Result<UserId, ProtocolError> {
         match v {
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_BYTES => Ok(UserId(s.clone())),
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_BYTES => {
+                Ok(UserId(s.clone()))
+            }
             _ => Err(bad()),
         }
     };
@@ -365,7 +500,7 @@ fn parse_action(target: &Target, name: &str, args: Option<&Value>, limits: &Limi
     Ok(match name {
         "setOwner" => Action::SetOwner(user(first)?),
         "setToken" => match first {
-            None | Some(Value::Null) => Action::SetToken(None),
+            Some(Value::Null) => Action::SetToken(None),
             Some(Value::String(s)) if check_token(s).is_ok() => Action::SetToken(Some(s.clone())),
             _ => return Err(bad()),
         },
@@ -384,7 +519,11 @@ fn parse_action(target: &Target, name: &str, args: Option<&Value>, limits: &Limi
             }
             _ => return Err(bad()),
         },
-        _ => return Err(ProtocolError::bad_request(format!("unknown action `{name}`"))),
+        _ => {
+            return Err(ProtocolError::bad_request(format!(
+                "unknown action `{name}`"
+            )))
+        }
     })
 }
 
@@ -393,7 +532,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const L: Limits = Limits { max_content_bytes: 10 };
+    const L: Limits = Limits {
+        max_content_bytes: 10,
+    };
 
     fn parse(event: &str, data: Value) -> Result<Request, ProtocolError> {
         let Value::Object(m) = data else { panic!() };
@@ -402,12 +543,26 @@ mod tests {
 
     #[test]
     fn content_limits() {
-        assert_eq!(parse("send_message", json!({"lobby":{"id":"l"},"content":""})).unwrap_err().code, ErrorCode::BadRequest);
         assert_eq!(
-            parse("send_message", json!({"lobby":{"id":"l"},"content":"01234567890"})).unwrap_err().code,
+            parse("send_message", json!({"lobby":{"id":"l"},"content":""}))
+                .unwrap_err()
+                .code,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            parse(
+                "send_message",
+                json!({"lobby":{"id":"l"},"content":"01234567890"})
+            )
+            .unwrap_err()
+            .code,
             ErrorCode::PayloadTooLarge
         );
-        assert!(parse("send_message", json!({"lobby":{"id":"l"},"content":"0123456789"})).is_ok());
+        assert!(parse(
+            "send_message",
+            json!({"lobby":{"id":"l"},"content":"0123456789"})
+        )
+        .is_ok());
     }
 
     #[test]
@@ -415,41 +570,86 @@ mod tests {
         assert!(parse("connect_lobby", json!({})).is_err());
         assert!(parse("connect_lobby", json!({"lobby":{"id":""}})).is_err());
         assert!(parse("connect_lobby", json!({"lobby":{"sizeLimit":0}})).is_err());
-        assert!(matches!(parse("connect_lobby", json!({"lobby":{}})), Ok(Request::ConnectLobby { id: None, .. })));
+        assert!(matches!(
+            parse("connect_lobby", json!({"lobby":{}})),
+            Ok(Request::ConnectLobby { id: None, .. })
+        ));
     }
 
     #[test]
     fn get_all_data_paging() {
         assert!(parse("get_all_data", json!({"type":"users","limit":0})).is_err());
         assert!(parse("get_all_data", json!({"type":"users","limit":501})).is_err());
-        assert!(parse("get_all_data", json!({"type":"messages","lobby":{"id":"l"},"after":1,"cursor":"x"})).is_err());
+        assert!(parse(
+            "get_all_data",
+            json!({"type":"messages","lobby":{"id":"l"},"after":1,"cursor":"x"})
+        )
+        .is_err());
         assert!(parse("get_all_data", json!({"type":"messages"})).is_err());
-        assert!(parse("get_all_data", json!({"type":"messages","lobby":{"id":"l"},"after":3})).is_ok());
+        assert!(parse(
+            "get_all_data",
+            json!({"type":"messages","lobby":{"id":"l"},"after":3})
+        )
+        .is_ok());
     }
 
     #[test]
     fn update_fields_per_type() {
         assert!(parse("update_data", json!({"type":"users","id":"u","data":{}})).is_err());
-        assert!(parse("update_data", json!({"type":"users","id":"u","data":{"token":"x"}})).is_err());
-        assert!(parse("update_data", json!({"type":"users","id":"u","data":{"username":"n"}})).is_ok());
-        assert!(parse("update_data", json!({"type":"lobbys","id":"l","data":{"sizeLimit":0}})).is_err());
-        assert!(parse("update_data", json!({"type":"messages","id":"m","data":{"content":"x"}})).is_err());
-        assert!(parse("update_data", json!({"type":"messages","id":"m","lobby":{"id":"l"},"data":{"content":"x"}})).is_ok());
+        assert!(parse(
+            "update_data",
+            json!({"type":"users","id":"u","data":{"token":"x"}})
+        )
+        .is_err());
+        assert!(parse(
+            "update_data",
+            json!({"type":"users","id":"u","data":{"username":"n"}})
+        )
+        .is_ok());
+        assert!(parse(
+            "update_data",
+            json!({"type":"lobbys","id":"l","data":{"sizeLimit":0}})
+        )
+        .is_err());
+        assert!(parse(
+            "update_data",
+            json!({"type":"messages","id":"m","data":{"content":"x"}})
+        )
+        .is_err());
+        assert!(parse(
+            "update_data",
+            json!({"type":"messages","id":"m","lobby":{"id":"l"},"data":{"content":"x"}})
+        )
+        .is_ok());
     }
 
     #[test]
     fn actions() {
-        let a = |name: &str, args: Value| parse("use_action", json!({"type":"lobbys","id":"l","action":name,"actionArgs":args}));
+        let a = |name: &str, args: Value| {
+            parse(
+                "use_action",
+                json!({"type":"lobbys","id":"l","action":name,"actionArgs":args}),
+            )
+        };
         assert!(a("nope", json!([])).is_err());
         assert!(a("setVisibility", json!(["yes"])).is_err());
-        assert_eq!(a("setToken", json!([null])).unwrap(), Request::UseAction {
-            target: Target::Lobby(LobbyId::from("l")), token: None, action: Action::SetToken(None) });
-        assert!(a("addUsers", json!([["a","b"]])).is_ok());
+        assert_eq!(
+            a("setToken", json!([null])).unwrap(),
+            Request::UseAction {
+                target: Target::Lobby(LobbyId::from("l")),
+                token: None,
+                action: Action::SetToken(None)
+            }
+        );
+        assert!(a("addUsers", json!([["a", "b"]])).is_ok());
         assert!(a("addUsers", json!(["a"])).is_err());
     }
 
     #[test]
     fn unknown_events_are_custom() {
-        assert!(matches!(parse("roll_dice", json!({"n":1})), Ok(Request::Custom { .. })));
+        assert!(matches!(
+            parse("roll_dice", json!({"n":1})),
+            Ok(Request::Custom { .. })
+        ));
     }
 }

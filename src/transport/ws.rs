@@ -46,12 +46,18 @@ struct RateLimit {
 
 impl RateLimit {
     fn new(rate: u32, burst: u32) -> Self {
-        Self { tokens: burst as f64, rate: rate as f64, burst: burst as f64, last: Instant::now() }
+        Self {
+            tokens: burst as f64,
+            rate: rate as f64,
+            burst: burst as f64,
+            last: Instant::now(),
+        }
     }
 
     fn allow(&mut self) -> bool {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -74,12 +80,31 @@ async fn serve(app: AppState, socket: WebSocket) {
     let (sink, stream) = socket.split();
     let epoch = Instant::now();
     let last_pong = Arc::new(AtomicU64::new(0));
-    let writer = tokio::spawn(write_loop(sink, out_rx, node.clone(), epoch, last_pong.clone()));
-    read_loop(&node, &mut session, stream, &outbox, &app.shutdown, epoch, &last_pong).await;
+    let writer = tokio::spawn(write_loop(
+        sink,
+        out_rx,
+        node.clone(),
+        epoch,
+        last_pong.clone(),
+    ));
+    read_loop(
+        &node,
+        &mut session,
+        stream,
+        &outbox,
+        &app.shutdown,
+        epoch,
+        &last_pong,
+    )
+    .await;
     node.close_session(&mut session).await;
     outbox.close(crate::node::session::CLOSE_NORMAL);
     let _ = writer.await;
-    tracing::info!(conn = session.id, code = outbox.close_code(), "connection closed");
+    tracing::info!(
+        conn = session.id,
+        code = outbox.close_code(),
+        "connection closed"
+    );
 }
 
 async fn read_loop(
@@ -139,7 +164,13 @@ async fn read_loop(
     }
 }
 
-async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut out: OutboxReceiver, node: Arc<Node>, epoch: Instant, last_pong: Arc<AtomicU64>) {
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut out: OutboxReceiver,
+    node: Arc<Node>,
+    epoch: Instant,
+    last_pong: Arc<AtomicU64>,
+) {
     let interval = Duration::from_millis(node.config.ping_interval_ms);
     let timeout = Duration::from_millis(node.config.ping_timeout_ms);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -191,7 +222,10 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut out: OutboxRece
         }
     }
     let code = code.unwrap_or_else(|| out.code());
-    let frame = CloseFrame { code, reason: Default::default() };
+    let frame = CloseFrame {
+        code,
+        reason: Default::default(),
+    };
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let _ = sink.send(Message::Close(Some(frame))).await;
         let _ = sink.close().await;

@@ -26,9 +26,13 @@ pub(super) async fn connect(
         description,
     };
     let lobby_id = spec.id.clone();
-    node.engine.connect_lobby(super::actor(s, presented.as_deref()), spec, now_ms()).await?;
+    node.engine
+        .connect_lobby(super::actor(s, presented.as_deref()), spec, now_ms())
+        .await?;
     // Subscribe before replying, so the client sees every later event.
-    let delta = node.hub.add_memberships(s.user(), std::slice::from_ref(&lobby_id));
+    let delta = node
+        .hub
+        .add_memberships(s.user(), std::slice::from_ref(&lobby_id));
     node.apply(delta).await;
     let snap = node
         .engine
@@ -38,15 +42,22 @@ pub(super) async fn connect(
     let user = s.user();
     let level = access::lobby_level(&snap.record, user, presented.as_deref())
         .unwrap_or(access::AccessLevel::Partial);
-    let perms = access::lobby_permissions(access::lobby_role(&snap.record, user, presented.as_deref()));
+    let perms =
+        access::lobby_permissions(access::lobby_role(&snap.record, user, presented.as_deref()));
     Ok(json!({
         "lobby": crate::domain::view::lobby_info(&snap, level, perms),
         "user": { "id": user },
     }))
 }
 
-pub(super) async fn disconnect(node: &Node, s: &mut Session, lobby: LobbyId) -> Result<Value, ProtocolError> {
-    node.engine.leave_lobby(super::actor(s, None), &lobby, now_ms()).await?;
+pub(super) async fn disconnect(
+    node: &Node,
+    s: &mut Session,
+    lobby: LobbyId,
+) -> Result<Value, ProtocolError> {
+    node.engine
+        .leave_lobby(super::actor(s, None), &lobby, now_ms())
+        .await?;
     // The hub forgets the membership when the event comes back, after
     // delivering it to this user's other connections.
     Ok(json!({ "lobby": { "id": lobby }, "user": { "id": s.user() } }))

@@ -45,6 +45,9 @@ elseif op == 'add' then
   end
 elseif op == 'del' then
   for i = 8, #ARGV do
+    if redis.call('EXISTS', k_user(ARGV[i])) == 0 then return {'not_found'} end
+  end
+  for i = 8, #ARGV do
     local t = ARGV[i]
     if redis.call('SREM', k_members(lid), t) == 1 then
       redis.call('SREM', k_user_lobbys(t), lid)
