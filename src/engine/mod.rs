@@ -260,6 +260,18 @@ pub trait Engine: Send + Sync + 'static {
     async fn unsubscribe_lobby(&self, lobby: &LobbyId) -> EngineResult<()>;
     /// Removes this node's presence (clean shutdown).
     async fn shutdown(&self);
+
+    /// Changes each time the fan-out reconnected and re-subscribed: lobby
+    /// events published meanwhile were lost, and the node catches up on
+    /// messages from history. `None` for engines that never lose events.
+    fn resubscribed(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
+    /// Fan-out reconnects so far.
+    fn reconnects(&self) -> u64 {
+        0
+    }
 }
 
 /// Deliver to the sink; a closed sink means the node is shutting down.

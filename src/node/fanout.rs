@@ -3,24 +3,100 @@
 //! author sees it at private level), then the bytes are shared by every
 //! recipient.
 
+use super::hub::SeqCheck;
 use super::Node;
 use crate::domain::access::{self, AccessLevel};
 use crate::domain::view::message_info;
-use crate::domain::{Envelope, Event, PresenceKind, ReceiptKind};
+use crate::domain::{Envelope, Event, LobbyId, MessageRecord, PresenceKind, ReceiptKind};
 use crate::protocol::OutFrame;
 use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// Messages fetched per history read while catching up.
+const CATCH_UP_PAGE: usize = 500;
+
 /// Delivers every event from the engine, in order, until the engine's
-/// sink closes.
+/// sink closes. After the engine's fan-out lost events (a pub/sub
+/// reconnect) it catches every local lobby up from history.
 pub async fn run_dispatcher(node: Arc<Node>, mut events: mpsc::UnboundedReceiver<Envelope>) {
-    while let Some(env) = events.recv().await {
-        node.deliver(env).await;
+    let mut resubscribed = node.engine.resubscribed();
+    loop {
+        let lost = async {
+            match resubscribed.as_mut() {
+                Some(rx) => rx.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            env = events.recv() => match env {
+                Some(env) => node.deliver(env).await,
+                None => return,
+            },
+            ok = lost => {
+                if !ok {
+                    resubscribed = None;
+                    continue;
+                }
+                for (lobby, last) in node.hub.lobbies() {
+                    if last > 0 {
+                        node.catch_up(&lobby, last, u64::MAX).await;
+                    }
+                }
+            }
+        }
     }
 }
 
 impl Node {
+    /// Delivers the lobby's messages with seq in (last, before) from
+    /// history, in order. Best effort: a failed read is retried by the next
+    /// gap or reconnect.
+    async fn catch_up(&self, lobby: &LobbyId, mut last: u64, before: u64) {
+        while last + 1 < before {
+            let page = match self.engine.messages_after(lobby, last, CATCH_UP_PAGE).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, lobby = %lobby, "catch-up read failed");
+                    return;
+                }
+            };
+            let n = page.len();
+            for m in page.into_iter().take_while(|m| m.seq < before) {
+                last = m.seq;
+                if self.hub.check_seq(lobby, m.seq) == SeqCheck::Next {
+                    self.send_message_frames(&m, None);
+                }
+            }
+            if n < CATCH_UP_PAGE {
+                return;
+            }
+        }
+    }
+
+    /// Sends a message broadcast to the lobby's local connections, except
+    /// the one that sent it.
+    fn send_message_frames(&self, message: &MessageRecord, origin: Option<u64>) {
+        let mut mine: Option<OutFrame> = None;
+        let mut theirs: Option<OutFrame> = None;
+        self.hub.for_lobby(&message.lobby, |user, conn, outbox| {
+            if Some(conn) == origin {
+                return;
+            }
+            let (slot, level) = if user == &message.author {
+                (&mut mine, AccessLevel::Private)
+            } else {
+                (&mut theirs, AccessLevel::Partial)
+            };
+            let frame = slot.get_or_insert_with(|| {
+                let info = message_info(message, level, access::message_permissions(message, user));
+                OutFrame::new("send_message", json!({ "message": info }), None)
+            });
+            outbox.send(frame.clone());
+        });
+    }
+
     async fn deliver(&self, env: Envelope) {
         let origin = env
             .origin
@@ -30,29 +106,16 @@ impl Node {
             .and_then(|c| c.parse::<u64>().ok());
         let skip = |c: u64| Some(c) == origin;
         match env.event {
-            Event::Message { message } => {
-                let mut mine: Option<OutFrame> = None;
-                let mut theirs: Option<OutFrame> = None;
-                self.hub.for_lobby(&message.lobby, |user, conn, outbox| {
-                    if skip(conn) {
-                        return;
+            Event::Message { message } => match self.hub.check_seq(&message.lobby, message.seq) {
+                SeqCheck::Next => self.send_message_frames(&message, origin),
+                SeqCheck::Duplicate | SeqCheck::NotLocal => {}
+                SeqCheck::Gap { last } => {
+                    self.catch_up(&message.lobby, last, message.seq).await;
+                    if self.hub.check_seq(&message.lobby, message.seq) == SeqCheck::Next {
+                        self.send_message_frames(&message, origin);
                     }
-                    let (slot, level) = if user == &message.author {
-                        (&mut mine, AccessLevel::Private)
-                    } else {
-                        (&mut theirs, AccessLevel::Partial)
-                    };
-                    let frame = slot.get_or_insert_with(|| {
-                        let info = message_info(
-                            &message,
-                            level,
-                            access::message_permissions(&message, user),
-                        );
-                        OutFrame::new("send_message", json!({ "message": info }), None)
-                    });
-                    outbox.send(frame.clone());
-                });
-            }
+                }
+            },
             Event::Receipt {
                 kind,
                 lobby,

@@ -6,7 +6,32 @@
 use super::session::{ConnId, Outbox};
 use crate::domain::{LobbyId, UserId};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
+
+/// What the delivery of a lobby message with a given seq should do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SeqCheck {
+    /// The next one (or the first seen): deliver it.
+    Next,
+    /// Already delivered: drop it.
+    Duplicate,
+    /// Messages after `last` and before this one were missed: fetch them
+    /// from history first.
+    Gap { last: u64 },
+    /// No local member: nobody to deliver to.
+    NotLocal,
+}
+
+/// A lobby with local members.
+#[derive(Default)]
+struct LocalLobby {
+    members: HashSet<UserId>,
+    /// Highest seq delivered here (0: none yet). Written only by the
+    /// dispatcher task; it goes away with the subscription, so a later
+    /// subscription starts fresh.
+    last_seq: AtomicU64,
+}
 
 /// A change of the node's lobby subscriptions that the caller must apply.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -25,7 +50,7 @@ struct LocalUser {
 struct State {
     users: HashMap<UserId, LocalUser>,
     /// Local users that are members, per lobby.
-    lobbies: HashMap<LobbyId, HashSet<UserId>>,
+    lobbies: HashMap<LobbyId, LocalLobby>,
 }
 
 /// The routing table of one node. Reads (deliveries) take a shared lock
@@ -88,11 +113,11 @@ impl Hub {
         };
         for l in lobbies {
             if u.lobbies.insert(l.clone()) {
-                let set = map.entry(l.clone()).or_default();
-                if set.is_empty() {
+                let local = map.entry(l.clone()).or_default();
+                if local.members.is_empty() {
                     delta.subscribe.push(l.clone());
                 }
-                set.insert(user.clone());
+                local.members.insert(user.clone());
             }
         }
         delta
@@ -120,8 +145,8 @@ impl Hub {
     /// Calls `f` once for every local connection of the lobby's members.
     pub fn for_lobby(&self, lobby: &LobbyId, mut f: impl FnMut(&UserId, ConnId, &Outbox)) {
         let st = self.read();
-        if let Some(members) = st.lobbies.get(lobby) {
-            for user in members {
+        if let Some(local) = st.lobbies.get(lobby) {
+            for user in &local.members {
                 if let Some(u) = st.users.get(user) {
                     for (c, o) in &u.conns {
                         f(user, *c, o);
@@ -152,10 +177,10 @@ impl Hub {
             }
         }
         for l in lobbies {
-            let Some(members) = st.lobbies.get(l) else {
+            let Some(local) = st.lobbies.get(l) else {
                 continue;
             };
-            for m in members {
+            for m in &local.members {
                 if !seen.insert(m) {
                     continue;
                 }
@@ -177,9 +202,32 @@ impl Hub {
         }
     }
 
-    /// Lobbies with local members (to re-subscribe after a reconnect).
-    pub fn lobbies(&self) -> Vec<LobbyId> {
-        self.read().lobbies.keys().cloned().collect()
+    /// Lobbies with local members and the last seq delivered in each
+    /// (0: none yet), to catch up after the fan-out lost events.
+    pub fn lobbies(&self) -> Vec<(LobbyId, u64)> {
+        self.read()
+            .lobbies
+            .iter()
+            .map(|(l, local)| (l.clone(), local.last_seq.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Decides what to do with message `seq` of a lobby, recording it as
+    /// delivered when it is the next one.
+    pub fn check_seq(&self, lobby: &LobbyId, seq: u64) -> SeqCheck {
+        let st = self.read();
+        let Some(local) = st.lobbies.get(lobby) else {
+            return SeqCheck::NotLocal;
+        };
+        let last = local.last_seq.load(Ordering::Relaxed);
+        if last == 0 || seq == last + 1 {
+            local.last_seq.store(seq, Ordering::Relaxed);
+            SeqCheck::Next
+        } else if seq <= last {
+            SeqCheck::Duplicate
+        } else {
+            SeqCheck::Gap { last }
+        }
     }
 
     /// Number of distinct logged-in users on this node.
@@ -189,14 +237,10 @@ impl Hub {
 }
 
 /// Removes a user from a lobby set; true when the set became empty.
-fn remove_member(
-    map: &mut HashMap<LobbyId, HashSet<UserId>>,
-    lobby: &LobbyId,
-    user: &UserId,
-) -> bool {
-    if let Some(set) = map.get_mut(lobby) {
-        set.remove(user);
-        if set.is_empty() {
+fn remove_member(map: &mut HashMap<LobbyId, LocalLobby>, lobby: &LobbyId, user: &UserId) -> bool {
+    if let Some(local) = map.get_mut(lobby) {
+        local.members.remove(user);
+        if local.members.is_empty() {
             map.remove(lobby);
             return true;
         }
@@ -231,6 +275,24 @@ mod tests {
             hub.remove_membership(&b, &LobbyId::from("l1")).unsubscribe,
             ids(&["l1"])
         );
+        assert!(hub.lobbies().is_empty());
+    }
+
+    #[test]
+    fn seq_checks_find_duplicates_and_gaps() {
+        let hub = Hub::default();
+        let a = UserId::from("a");
+        let l = LobbyId::from("l");
+        let (oa, _ra) = Outbox::for_test();
+        assert_eq!(hub.check_seq(&l, 1), SeqCheck::NotLocal);
+        hub.attach(&a, 1, oa);
+        hub.add_memberships(&a, std::slice::from_ref(&l));
+        assert_eq!(hub.check_seq(&l, 5), SeqCheck::Next);
+        assert_eq!(hub.check_seq(&l, 6), SeqCheck::Next);
+        assert_eq!(hub.check_seq(&l, 6), SeqCheck::Duplicate);
+        assert_eq!(hub.check_seq(&l, 9), SeqCheck::Gap { last: 6 });
+        assert_eq!(hub.check_seq(&l, 7), SeqCheck::Next);
+        hub.detach(&a, 1);
         assert!(hub.lobbies().is_empty());
     }
 

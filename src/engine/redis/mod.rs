@@ -531,4 +531,12 @@ impl Engine for RedisEngine {
         }
         self.cancel.cancel();
     }
+
+    fn resubscribed(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(RedisEngine::resubscribed(self))
+    }
+
+    fn reconnects(&self) -> u64 {
+        RedisEngine::reconnects(self)
+    }
 }
