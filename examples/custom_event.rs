@@ -20,7 +20,7 @@ async fn main() {
         listen: addr.parse().expect("an address such as 127.0.0.1:8080"),
         ..Config::default()
     };
-    lobbyd::telemetry::init(config.log_format);
+    let _telemetry = lobbyd::telemetry::init(config.log_format);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .expect("bind");

@@ -114,7 +114,7 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    lobbyd::telemetry::init(config.log_format);
+    let telemetry = lobbyd::telemetry::init(config.log_format);
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -122,7 +122,9 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = lobbyd::run(listener, config, signal()).await {
+    let result = lobbyd::run(listener, config, signal()).await;
+    telemetry.shutdown();
+    if let Err(e) = result {
         eprintln!("lobbyd: {e}");
         std::process::exit(1);
     }

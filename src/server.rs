@@ -20,11 +20,12 @@ pub struct AppState {
     pub connections: TaskTracker,
 }
 
-/// The router: `/ws`, `/healthz`, `/readyz`.
+/// The router: `/ws`, `/healthz`, `/readyz`, `/metrics`.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(http::readyz))
+        .route("/metrics", get(http::metrics))
         .with_state(state)
 }

@@ -8,8 +8,10 @@ use super::Node;
 use crate::domain::access::{self, AccessLevel};
 use crate::domain::view::message_info;
 use crate::domain::{Envelope, Event, LobbyId, MessageRecord, PresenceKind, ReceiptKind};
+use crate::node::session::Outbox;
 use crate::protocol::OutFrame;
 use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -66,7 +68,8 @@ impl Node {
             for m in page.into_iter().take_while(|m| m.seq < before) {
                 last = m.seq;
                 if self.hub.check_seq(lobby, m.seq) == SeqCheck::Next {
-                    self.send_message_frames(&m, None);
+                    let n = self.send_message_frames(&m, None);
+                    crate::telemetry::metrics::metrics().deliveries.add(n, &[]);
                 }
             }
             if n < CATCH_UP_PAGE {
@@ -77,7 +80,8 @@ impl Node {
 
     /// Sends a message broadcast to the lobby's local connections, except
     /// the one that sent it.
-    fn send_message_frames(&self, message: &MessageRecord, origin: Option<u64>) {
+    fn send_message_frames(&self, message: &MessageRecord, origin: Option<u64>) -> u64 {
+        let mut n = 0;
         let mut mine: Option<OutFrame> = None;
         let mut theirs: Option<OutFrame> = None;
         self.hub.for_lobby(&message.lobby, |user, conn, outbox| {
@@ -94,25 +98,57 @@ impl Node {
                 OutFrame::new("send_message", json!({ "message": info }), None)
             });
             outbox.send(frame.clone());
+            n += 1;
         });
+        n
     }
 
     async fn deliver(&self, env: Envelope) {
-        let origin = env
-            .origin
-            .as_ref()
-            .and_then(|o| o.0.strip_prefix(self.id.as_str()))
+        use tracing::Instrument;
+        // Origin: `<node>/<conn>[;<traceparent>]`.
+        let (who, traceparent) = match env.origin.as_ref() {
+            Some(o) => match o.0.split_once(';') {
+                Some((w, tp)) => (Some(w), Some(tp)),
+                None => (Some(o.0.as_str()), None),
+            },
+            None => (None, None),
+        };
+        let origin = who
+            .and_then(|o| o.strip_prefix(self.id.as_str()))
             .and_then(|rest| rest.strip_prefix('/'))
             .and_then(|c| c.parse::<u64>().ok());
+        let span = match traceparent {
+            Some(tp) => {
+                let span = tracing::info_span!("deliver", node = %self.id);
+                crate::telemetry::set_remote_parent(&span, tp);
+                span
+            }
+            None => tracing::Span::none(),
+        };
+        let sent = AtomicU64::new(0);
+        self.deliver_event(env.event, origin, &sent)
+            .instrument(span)
+            .await;
+        if sent.load(Relaxed) > 0 {
+            crate::telemetry::metrics::metrics()
+                .deliveries
+                .add(sent.load(Relaxed), &[]);
+        }
+    }
+
+    async fn deliver_event(&self, event: Event, origin: Option<u64>, sent: &AtomicU64) {
         let skip = |c: u64| Some(c) == origin;
-        match env.event {
+        match event {
             Event::Message { message } => match self.hub.check_seq(&message.lobby, message.seq) {
-                SeqCheck::Next => self.send_message_frames(&message, origin),
+                SeqCheck::Next => {
+                    sent.fetch_add(self.send_message_frames(&message, origin), Relaxed);
+                    record_fanout_latency(&message);
+                }
                 SeqCheck::Duplicate | SeqCheck::NotLocal => {}
                 SeqCheck::Gap { last } => {
                     self.catch_up(&message.lobby, last, message.seq).await;
                     if self.hub.check_seq(&message.lobby, message.seq) == SeqCheck::Next {
-                        self.send_message_frames(&message, origin);
+                        sent.fetch_add(self.send_message_frames(&message, origin), Relaxed);
                     }
                 }
             },
@@ -133,7 +169,7 @@ impl Node {
                 );
                 self.hub.for_lobby(&lobby, |_, c, o| {
                     if !skip(c) {
-                        o.send(frame.clone())
+                        push(o, &frame, sent)
                     }
                 });
             }
@@ -149,7 +185,7 @@ impl Node {
                 let frame = OutFrame::new("typing_message", data, None);
                 self.hub.for_lobby(&lobby, |_, c, o| {
                     if !skip(c) {
-                        o.send(frame.clone())
+                        push(o, &frame, sent)
                     }
                 });
             }
@@ -165,7 +201,7 @@ impl Node {
                 );
                 self.hub.for_lobby(&lobby, |_, c, o| {
                     if !skip(c) {
-                        o.send(frame.clone())
+                        push(o, &frame, sent)
                     }
                 });
             }
@@ -182,7 +218,7 @@ impl Node {
                 );
                 self.hub.for_lobby(&lobby, |_, c, o| {
                     if !skip(c) {
-                        o.send(frame.clone())
+                        push(o, &frame, sent)
                     }
                 });
             }
@@ -203,7 +239,7 @@ impl Node {
                 let frame = OutFrame::new(name, data, None);
                 self.hub.for_co_members(&user, &lobbies, false, |_, c, o| {
                     if !skip(c) {
-                        o.send(frame.clone())
+                        push(o, &frame, sent)
                     }
                 });
             }
@@ -220,7 +256,7 @@ impl Node {
                 );
                 self.hub.for_co_members(&user, &lobbies, true, |_, c, o| {
                     if !skip(c) {
-                        o.send(frame.clone())
+                        push(o, &frame, sent)
                     }
                 });
             }
@@ -239,7 +275,7 @@ impl Node {
                 );
                 self.hub.for_lobby(&lobby, |_, c, o| {
                     if !skip(c) {
-                        o.send(frame.clone())
+                        push(o, &frame, sent)
                     }
                 });
                 self.apply(delta).await;
@@ -252,7 +288,7 @@ impl Node {
                 );
                 self.hub.for_lobby(&lobby, |_, c, o| {
                     if !skip(c) {
-                        o.send(frame.clone())
+                        push(o, &frame, sent)
                     }
                 });
                 let delta = self.hub.remove_membership(&user, &lobby);
@@ -262,10 +298,27 @@ impl Node {
                 let frame = OutFrame::new("logout", json!({ "user": { "id": user } }), None);
                 self.hub.for_user(&user, |c, o| {
                     if !skip(c) {
-                        o.kick(frame.clone())
+                        {
+                            sent.fetch_add(1, Relaxed);
+                            o.kick(frame.clone())
+                        }
                     }
                 });
             }
         }
     }
+}
+
+/// Queues a shared frame and counts the delivery.
+fn push(outbox: &Outbox, frame: &OutFrame, sent: &AtomicU64) {
+    sent.fetch_add(1, Relaxed);
+    outbox.send(frame.clone());
+}
+
+/// Commit (the message's creation time) to queued here, in seconds.
+fn record_fanout_latency(message: &MessageRecord) {
+    let ms = (crate::domain::now_ms() - message.created_at).max(0) as f64;
+    crate::telemetry::metrics::metrics()
+        .fanout_latency
+        .record(ms / 1000.0, &[]);
 }

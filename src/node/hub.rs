@@ -75,7 +75,13 @@ impl Hub {
         let mut st = self.write();
         let u = st.users.entry(user.clone()).or_default();
         u.conns.push((conn, outbox));
-        u.conns.len() == 1
+        let first = u.conns.len() == 1;
+        if first {
+            crate::telemetry::metrics::metrics()
+                .users_logged_in
+                .add(1, &[]);
+        }
+        first
     }
 
     /// Detaches a connection; when it was the user's last one here, the
@@ -91,6 +97,9 @@ impl Hub {
             return delta;
         }
         let u = st.users.remove(user).expect("present");
+        crate::telemetry::metrics::metrics()
+            .users_logged_in
+            .add(-1, &[]);
         for l in u.lobbies {
             if remove_member(&mut st.lobbies, &l, user) {
                 delta.unsubscribe.push(l);

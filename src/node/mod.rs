@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::domain::{LobbyId, Origin, PresenceKind, UserId};
 use crate::engine::Engine;
 use crate::protocol::request::Limits;
-use crate::protocol::{ErrorCode, IncomingFrame, OutFrame, ProtocolError, Request};
+use crate::protocol::{self, ErrorCode, IncomingFrame, OutFrame, ProtocolError, Request};
 use extension::Extensions;
 use hub::{Hub, SubscriptionDelta};
 use session::{ConnId, Outbox, Session};
@@ -66,10 +66,63 @@ impl Node {
 
     /// Handles one parsed frame and returns the reply.
     pub async fn handle(&self, session: &mut Session, frame: IncomingFrame) -> OutFrame {
+        use tracing::Instrument;
+        let label = protocol::request::event_label(&frame.event);
+        let span = tracing::info_span!(
+            "request",
+            event = label,
+            conn = session.id,
+            user = tracing::field::Empty,
+            lobby = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            error_code = tracing::field::Empty,
+        );
+        if let Some(u) = &session.login.user {
+            span.record("user", u.as_str());
+        }
+        if let Some(l) = frame
+            .data
+            .get("lobby")
+            .and_then(|l| l.get("id"))
+            .and_then(|v| v.as_str())
+        {
+            span.record("lobby", l);
+        }
+        let reply = self
+            .handle_in_span(session, frame, label)
+            .instrument(span.clone())
+            .await;
+        reply
+    }
+
+    async fn handle_in_span(
+        &self,
+        session: &mut Session,
+        frame: IncomingFrame,
+        label: &'static str,
+    ) -> OutFrame {
         let IncomingFrame { event, data, ack } = frame;
-        match self.dispatch(session, &event, data).await {
+        // Trace context rides in the origin so deliveries on other nodes
+        // link to this request; only when spans are exported.
+        match crate::telemetry::current_traceparent() {
+            Some(tp) => session.origin = Origin(format!("{}/{};{tp}", self.id, session.id)),
+            None if session.origin.0.contains(';') => {
+                session.origin = Origin(format!("{}/{}", self.id, session.id))
+            }
+            None => {}
+        }
+        let result = self.dispatch(session, &event, data).await;
+        let span = tracing::Span::current();
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code.as_str(),
+        };
+        span.record("outcome", outcome);
+        crate::telemetry::metrics::request(label, outcome);
+        match result {
             Ok(value) => OutFrame::new(&event, value, ack),
             Err(e) => {
+                span.record("error_code", e.code.as_str());
                 match e.code {
                     ErrorCode::Internal | ErrorCode::Unavailable => {
                         tracing::warn!(conn = session.id, event = %event, code = e.code.as_str(), "request failed")
@@ -131,6 +184,9 @@ impl Node {
             .into_iter()
             .filter(|l| !self.hub.has_lobby(l))
         {
+            crate::telemetry::metrics::metrics()
+                .lobby_subscriptions
+                .add(-1, &[]);
             if let Err(e) = self.engine.unsubscribe_lobby(&l).await {
                 tracing::warn!(error = %e, "unsubscribe failed");
             }
@@ -138,6 +194,9 @@ impl Node {
     }
 
     async fn subscribe(&self, lobby: &LobbyId) {
+        crate::telemetry::metrics::metrics()
+            .lobby_subscriptions
+            .add(1, &[]);
         if let Err(e) = self.engine.subscribe_lobby(lobby).await {
             tracing::warn!(error = %e, "subscribe failed");
         }

@@ -83,6 +83,11 @@ impl Outbox {
     /// Queues a frame; a full queue closes the connection as a slow consumer.
     pub fn send(&self, frame: OutFrame) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(frame) {
+            if !self.shared.closer.is_cancelled() {
+                crate::telemetry::metrics::metrics()
+                    .slow_consumers
+                    .add(1, &[]);
+            }
             self.close(CLOSE_SLOW_CONSUMER);
         }
     }

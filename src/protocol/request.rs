@@ -23,6 +23,33 @@ pub const MAX_PAGE: usize = 500;
 /// `limit` of `get_all_data` when absent.
 pub const DEFAULT_PAGE: usize = 100;
 
+/// Every event name the protocol defines.
+pub const EVENTS: &[&str] = &[
+    "login",
+    "logout",
+    "connect_lobby",
+    "disconnect_lobby",
+    "send_message",
+    "received_message",
+    "viewed_message",
+    "typing_message",
+    "get_data",
+    "get_all_data",
+    "update_data",
+    "use_action",
+];
+
+/// A bounded label for an event name (metrics, spans): the protocol's
+/// names as they are, anything else `other`, so clients cannot grow the
+/// label set.
+pub fn event_label(event: &str) -> &'static str {
+    EVENTS
+        .iter()
+        .find(|e| **e == event)
+        .copied()
+        .unwrap_or("other")
+}
+
 /// The three object types, with their wire names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectType {

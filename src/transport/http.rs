@@ -11,6 +11,17 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Prometheus text exposition of every `lobbyd.` instrument.
+pub async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        crate::telemetry::prometheus_text(),
+    )
+}
+
 /// 200 when the engine answers within a second and the node is not
 /// shutting down; 503 otherwise, so a load balancer stops sending here.
 pub async fn readyz(State(app): State<AppState>) -> (StatusCode, &'static str) {

@@ -77,6 +77,8 @@ async fn serve(app: AppState, socket: WebSocket) {
     let (outbox, out_rx) = Outbox::new(node.config.max_outbound_frames);
     let mut session = node.open_session(outbox.clone());
     tracing::info!(conn = session.id, "connection opened");
+    let gauge = &crate::telemetry::metrics::metrics().connections_open;
+    gauge.add(1, &[]);
     let (sink, stream) = socket.split();
     let epoch = Instant::now();
     let last_pong = Arc::new(AtomicU64::new(0));
@@ -100,6 +102,7 @@ async fn serve(app: AppState, socket: WebSocket) {
     node.close_session(&mut session).await;
     outbox.close(crate::node::session::CLOSE_NORMAL);
     let _ = writer.await;
+    gauge.add(-1, &[]);
     tracing::info!(
         conn = session.id,
         code = outbox.close_code(),

@@ -230,6 +230,9 @@ async fn run(shared: Arc<Shared>, first: PubSubStream, cancel: CancellationToken
             Ok(s) => {
                 backoff = BACKOFF_MIN;
                 let n = shared.reconnects.fetch_add(1, Ordering::Relaxed) + 1;
+                crate::telemetry::metrics::metrics()
+                    .pubsub_reconnects
+                    .add(1, &[]);
                 shared.resubscribed.send_replace(n);
                 tracing::info!(reconnects = n, "redis pub/sub resubscribed");
                 stream = Some(s);

@@ -9,6 +9,7 @@ use deadpool_redis::redis::{self, FromRedisValue, RedisError, Value};
 use deadpool_redis::{Manager, Pool, PoolError, Runtime};
 use std::future::Future;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Upper bound of one engine call against Redis.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -61,7 +62,14 @@ impl Store {
                 .map_err(|e| redis_error(pool_error(e)))?;
             f(conn).await.map_err(redis_error)
         };
-        match tokio::time::timeout(OP_TIMEOUT, work).await {
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(OP_TIMEOUT, work)
+            .instrument(tracing::info_span!("redis.call"))
+            .await;
+        crate::telemetry::metrics::metrics()
+            .redis_latency
+            .record(started.elapsed().as_secs_f64(), &[]);
+        match result {
             Ok(r) => r,
             Err(_) => Err(EngineError::Unavailable(
                 "redis did not answer in time".into(),
