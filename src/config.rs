@@ -33,6 +33,12 @@ pub struct Config {
     pub rate_limit_per_s: u32,
     /// Burst of requests per connection (200).
     pub rate_limit_burst: u32,
+    /// On SIGTERM/SIGINT: `/readyz` turns 503 and upgrades are refused at
+    /// once; connections are closed with 1001 after this long (1000).
+    pub shutdown_drain_ms: u64,
+    /// After a drain, users whose last connection was here get
+    /// `disconnect` only if they do not reconnect within this (5000).
+    pub presence_grace_ms: u64,
     /// `text` or `json` log lines (`text`).
     pub log_format: LogFormat,
 }
@@ -59,6 +65,8 @@ impl Default for Config {
             max_outbound_frames: 1024,
             rate_limit_per_s: 100,
             rate_limit_burst: 200,
+            shutdown_drain_ms: 1000,
+            presence_grace_ms: 5000,
             log_format: LogFormat::Text,
         }
     }

@@ -111,19 +111,37 @@ impl Gateway {
         let state = server::AppState {
             node,
             shutdown: CancellationToken::new(),
+            closing: CancellationToken::new(),
             connections: TaskTracker::new(),
         };
         let app = server::router(state.clone());
-        tracing::info!(addr = %listener.local_addr()?, node = %node_id, engine = if config.redis_url.is_some() { "redis" } else { "memory" }, "lobbyd listening");
-        let drain = state.shutdown.clone();
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            node = %node_id,
+            engine = if config.redis_url.is_some() { "redis" } else { "memory" },
+            "lobbyd listening"
+        );
+        let draining = state.shutdown.clone();
+        let drain = Duration::from_millis(config.shutdown_drain_ms);
+        tokio::spawn(async move {
             shutdown.await;
-            drain.cancel();
+            tracing::info!(drain_ms = drain.as_millis() as u64, "draining");
+            draining.cancel();
         });
-        serve.await?;
+        let draining = state.shutdown.clone();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                draining.cancelled().await;
+                tokio::time::sleep(drain).await;
+            })
+            .await?;
+        // Presence first, so the closing connections do not publish
+        // `disconnect` to co-members of users who reconnect elsewhere.
+        engine.shutdown(config.presence_grace_ms).await;
+        state.closing.cancel();
         state.connections.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), state.connections.wait()).await;
-        engine.shutdown().await;
+        tracing::info!("stopped");
         Ok(())
     }
 }

@@ -36,6 +36,10 @@ struct Args {
     rate_limit_per_s: Option<u32>,
     #[arg(long)]
     rate_limit_burst: Option<u32>,
+    #[arg(long)]
+    shutdown_drain_ms: Option<u64>,
+    #[arg(long)]
+    presence_grace_ms: Option<u64>,
     /// `text` or `json`.
     #[arg(long)]
     log_format: Option<String>,
@@ -83,6 +87,14 @@ impl Args {
         put(
             "rate_limit_burst",
             self.rate_limit_burst.map(|v| v.to_string()),
+        );
+        put(
+            "shutdown_drain_ms",
+            self.shutdown_drain_ms.map(|v| v.to_string()),
+        );
+        put(
+            "presence_grace_ms",
+            self.presence_grace_ms.map(|v| v.to_string()),
         );
         put("log_format", self.log_format.clone());
         o

@@ -13,8 +13,12 @@ use tokio_util::task::TaskTracker;
 #[derive(Clone)]
 pub struct AppState {
     pub node: Arc<Node>,
-    /// Cancelled when the node starts draining.
+    /// Cancelled when the node starts draining: `/readyz` answers 503 and
+    /// new WebSocket upgrades are refused.
     pub shutdown: CancellationToken,
+    /// Cancelled when the drain period is over: open connections close
+    /// with 1001 after their in-flight request.
+    pub closing: CancellationToken,
     /// Upgraded WebSockets, which axum's own graceful shutdown does not
     /// wait for.
     pub connections: TaskTracker,

@@ -902,7 +902,7 @@ async fn presence_across_nodes_reaping_and_shutdown() {
 
     // Clean shutdown removes the node's presence at once.
     drain(&mut rx1, 50).await;
-    n2.shutdown().await;
+    n2.shutdown(0).await;
     let env = wait_for(&mut rx1, 2, |e| matches!(e.event, Event::Presence { .. })).await;
     assert!(matches!(
         env.event,

@@ -717,7 +717,7 @@ impl Engine for MemoryEngine {
         Ok(())
     }
 
-    async fn shutdown(&self) {}
+    async fn shutdown(&self, _presence_grace_ms: u64) {}
 }
 
 fn lobby_updated(lobby: &LobbyId, fields: Value, now: i64) -> Event {

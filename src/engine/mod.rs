@@ -258,8 +258,11 @@ pub trait Engine: Send + Sync + 'static {
     async fn subscribe_lobby(&self, lobby: &LobbyId) -> EngineResult<()>;
     /// Stops receiving the lobby's events.
     async fn unsubscribe_lobby(&self, lobby: &LobbyId) -> EngineResult<()>;
-    /// Removes this node's presence (clean shutdown).
-    async fn shutdown(&self);
+    /// Removes this node's presence (clean shutdown). Users left with no
+    /// connection get `disconnect` only if they have not reconnected
+    /// elsewhere within `presence_grace_ms`, so a rolling restart does not
+    /// flap their presence.
+    async fn shutdown(&self, presence_grace_ms: u64);
 
     /// Changes each time the fan-out reconnected and re-subscribed: lobby
     /// events published meanwhile were lost, and the node catches up on

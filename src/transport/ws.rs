@@ -9,7 +9,8 @@ use crate::protocol::{ErrorCode, OutFrame, ProtocolError};
 use crate::server::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +25,9 @@ const CLOSE_PING_TIMEOUT: u16 = 1011;
 
 /// `GET /ws`.
 pub async fn upgrade(ws: WebSocketUpgrade, State(app): State<AppState>) -> Response {
+    if app.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
+    }
     let max = app.node.config.max_frame_bytes;
     // Small buffers: tungstenite's defaults cost 128 KiB per connection.
     ws.max_message_size(max)
@@ -94,7 +98,7 @@ async fn serve(app: AppState, socket: WebSocket) {
         &mut session,
         stream,
         &outbox,
-        &app.shutdown,
+        &app.closing,
         epoch,
         &last_pong,
     )

@@ -244,6 +244,36 @@ impl Gateway {
         }
     }
 
+    /// The child's process id (None once killed).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, `STOP`, …) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let pid = self.pid().expect("running gateway");
+        let ok = Command::new("kill")
+            .args(["-s", name, &pid.to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -s {name} {pid} failed");
+    }
+
+    /// Waits for the child to exit by itself; its status, or None at the deadline.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.as_mut()?.try_wait().ok().flatten() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Poll `GET /healthz` until it answers 200 (20 s deadline).
     pub async fn wait_ready(&mut self) {
         let deadline = Instant::now() + STARTUP;
@@ -862,6 +892,20 @@ impl WsClient {
 
     pub async fn expect_frame(&mut self, name: &str) -> Value {
         self.expect_frame_within(name, TIMEOUT).await
+    }
+
+    /// Like `expect_event_within`, but returns None on timeout instead of panicking.
+    pub async fn try_expect_event_within(&mut self, name: &str, limit: Duration) -> Option<Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(pos) = self.events.iter().position(|f| f["event"] == name) {
+                let frame = self.events.remove(pos).unwrap();
+                return Some(frame.get("data").cloned().unwrap_or(Value::Null));
+            }
+            if !self.read_one(deadline).await {
+                return None;
+            }
+        }
     }
 
     /// `data` of the first broadcast named `name` (others stay buffered).

@@ -525,8 +525,8 @@ impl Engine for RedisEngine {
             .await
     }
 
-    async fn shutdown(&self) {
-        if let Err(e) = self.presence.shutdown().await {
+    async fn shutdown(&self, presence_grace_ms: u64) {
+        if let Err(e) = self.presence.shutdown(presence_grace_ms).await {
             tracing::warn!(error = %e, "could not remove this node's presence");
         }
         self.cancel.cancel();

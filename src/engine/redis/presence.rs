@@ -185,6 +185,9 @@ impl Presence {
     /// Reaps every node whose liveness key has expired. Returns how many
     /// users went offline.
     pub async fn reap(&self) -> EngineResult<u64> {
+        self.store
+            .eval_ok(&self.store.scripts.expire_grace, &[])
+            .await?;
         let nodes: Vec<String> = self
             .store
             .query(deadpool_redis::redis::cmd("SMEMBERS").arg(super::keys::nodes()))
@@ -202,15 +205,25 @@ impl Presence {
         for (n, alive) in others.into_iter().zip(alive) {
             if !alive {
                 gone += self
-                    .reap_one(&self.store.scripts.reap_node, n, false)
+                    .reap_one(&self.store.scripts.reap_node, n, false, 0)
                     .await?;
             }
         }
         Ok(gone)
     }
 
-    async fn reap_one(&self, script: &Script, node: &str, force: bool) -> EngineResult<u64> {
-        let args = [node.to_owned(), if force { "1" } else { "0" }.to_owned()];
+    async fn reap_one(
+        &self,
+        script: &Script,
+        node: &str,
+        force: bool,
+        grace_ms: u64,
+    ) -> EngineResult<u64> {
+        let args = [
+            node.to_owned(),
+            if force { "1" } else { "0" }.to_owned(),
+            grace_ms.to_string(),
+        ];
         let out = self.store.eval_ok(script, &args).await?;
         let n = out
             .into_iter()
@@ -225,15 +238,16 @@ impl Presence {
     }
 
     /// Removes this node's presence (clean shutdown): users left with no
-    /// connection anywhere get `disconnect`.
-    pub async fn shutdown(&self) -> EngineResult<()> {
+    /// connection anywhere get `disconnect`, after `grace_ms` unless they
+    /// reconnect first.
+    pub async fn shutdown(&self, grace_ms: u64) -> EngineResult<()> {
         let mut local = self.lock().await?;
         if local.closed {
             return Ok(());
         }
         local.closed = true;
         local.counts.clear();
-        self.reap_one(&self.store.scripts.reap_node, &self.node, true)
+        self.reap_one(&self.store.scripts.reap_node, &self.node, true, grace_ms)
             .await
             .map(|_| ())
     }

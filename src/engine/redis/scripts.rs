@@ -61,6 +61,7 @@ scripts!(
     connection_up,
     connection_down,
     reap_node,
+    expire_grace,
     heartbeat,
     sync_node,
     read_lobby,

@@ -5,5 +5,8 @@ local before = redis.call('HLEN', k_presence(uid))
 redis.call('HINCRBY', k_presence(uid), node, 1)
 redis.call('HINCRBY', k_conns(node), uid, 1)
 redis.call('SADD', K_NODES, node)
-if before == 0 then publish(CH_USERS, origin, presence_event('login', uid)) end
-return {'ok', before == 0 and 1 or 0}
+-- Back within a drained node's grace period: co-members never saw the
+-- user go, so they get no `login` either.
+local returning = before == 0 and redis.call('ZREM', K_GRACE, uid) == 1
+if before == 0 and not returning then publish(CH_USERS, origin, presence_event('login', uid)) end
+return {'ok', (before == 0 and not returning) and 1 or 0}

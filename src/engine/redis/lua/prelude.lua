@@ -24,6 +24,13 @@ local function k_view(id, mid) return P .. '{l:' .. id .. '}:view:' .. mid end
 local K_LOBBYS_PUBLIC = P .. 'lobbys:public'
 local function k_ltoken(h) return P .. 'ltoken:' .. h end
 local K_NODES = P .. 'nodes'
+-- Users whose last connection went with a draining node: score = when
+-- their `disconnect` is due unless they reconnect first.
+local K_GRACE = P .. 'presence:grace'
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local function k_alive(n) return P .. 'node:' .. n .. ':alive' end
 local function k_conns(n) return P .. 'node:' .. n .. ':conns' end
 local CH_USERS = P .. 'users'
