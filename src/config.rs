@@ -33,6 +33,17 @@ pub struct Config {
     pub rate_limit_per_s: u32,
     /// Burst of requests per connection (200).
     pub rate_limit_burst: u32,
+    /// WebSocket connections this node accepts; over it, upgrades get
+    /// HTTP 503 before any work is done (100000).
+    pub max_connections: usize,
+    /// Browser `Origin`s allowed to open a WebSocket; absent allows all.
+    /// Requests without an `Origin` header (non-browser clients) are
+    /// always allowed. Refused with HTTP 403.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Deepest nesting of arrays/objects in a frame (32).
+    pub max_json_depth: usize,
+    /// Most JSON values (objects, arrays, scalars) in one frame (4096).
+    pub max_json_values: usize,
     /// On SIGTERM/SIGINT: `/readyz` turns 503 and upgrades are refused at
     /// once; connections are closed with 1001 after this long (1000).
     pub shutdown_drain_ms: u64,
@@ -65,6 +76,10 @@ impl Default for Config {
             max_outbound_frames: 1024,
             rate_limit_per_s: 100,
             rate_limit_burst: 200,
+            max_connections: 100_000,
+            allowed_origins: None,
+            max_json_depth: 32,
+            max_json_values: 4096,
             shutdown_drain_ms: 1000,
             presence_grace_ms: 5000,
             log_format: LogFormat::Text,
@@ -92,10 +107,22 @@ impl Config {
         b = b.add_source(
             config::Environment::with_prefix("LOBBYD")
                 .prefix_separator("_")
-                .try_parsing(true),
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("allowed_origins"),
         );
         for (k, v) in overrides {
-            b = b.set_override(*k, v.clone())?;
+            b = if *k == "allowed_origins" {
+                let list: Vec<String> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                b.set_override(*k, list)?
+            } else {
+                b.set_override(*k, v.clone())?
+            };
         }
         let cfg: Config = b.build()?.try_deserialize()?;
         cfg.validate()?;
@@ -130,6 +157,15 @@ impl Config {
         }
         if self.max_outbound_frames < 16 {
             return bad("max_outbound_frames", "must be at least 16");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections", "must be at least 1");
+        }
+        if !(2..=128).contains(&self.max_json_depth) {
+            return bad("max_json_depth", "must be in 2..128");
+        }
+        if self.max_json_values < 16 {
+            return bad("max_json_values", "must be at least 16");
         }
         if self.rate_limit_per_s == 0 || self.rate_limit_burst == 0 {
             return bad("rate_limit_per_s", "rate limits must be at least 1");

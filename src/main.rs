@@ -37,6 +37,15 @@ struct Args {
     #[arg(long)]
     rate_limit_burst: Option<u32>,
     #[arg(long)]
+    max_connections: Option<usize>,
+    /// Comma-separated allowed browser origins.
+    #[arg(long)]
+    allowed_origins: Option<String>,
+    #[arg(long)]
+    max_json_depth: Option<usize>,
+    #[arg(long)]
+    max_json_values: Option<usize>,
+    #[arg(long)]
     shutdown_drain_ms: Option<u64>,
     #[arg(long)]
     presence_grace_ms: Option<u64>,
@@ -87,6 +96,16 @@ impl Args {
         put(
             "rate_limit_burst",
             self.rate_limit_burst.map(|v| v.to_string()),
+        );
+        put(
+            "max_connections",
+            self.max_connections.map(|v| v.to_string()),
+        );
+        put("allowed_origins", self.allowed_origins.clone());
+        put("max_json_depth", self.max_json_depth.map(|v| v.to_string()));
+        put(
+            "max_json_values",
+            self.max_json_values.map(|v| v.to_string()),
         );
         put(
             "shutdown_drain_ms",

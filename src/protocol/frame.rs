@@ -26,8 +26,33 @@ pub struct FrameError {
 }
 
 impl IncomingFrame {
-    /// Parses one text message.
+    /// Parses one text message with the default shape limits.
     pub fn parse(text: &str) -> Result<Self, FrameError> {
+        Self::parse_limited(text, ShapeLimits::default())
+    }
+
+    /// Parses one text message; a frame nested deeper or holding more
+    /// values than `limits` allow is `bad_request`.
+    pub fn parse_limited(text: &str, limits: ShapeLimits) -> Result<Self, FrameError> {
+        let frame = Self::parse_unchecked(text)?;
+        let mut values = 0;
+        if !frame
+            .data
+            .values()
+            .all(|v| within(v, 2, &limits, &mut values))
+        {
+            return Err(FrameError {
+                event: Some(frame.event),
+                ack: frame.ack,
+                error: ProtocolError::bad_request(
+                    "`data` is nested too deep or holds too many values",
+                ),
+            });
+        }
+        Ok(frame)
+    }
+
+    fn parse_unchecked(text: &str) -> Result<Self, FrameError> {
         let fail = |event: Option<String>, ack, msg: &str| FrameError {
             event,
             ack,
@@ -69,6 +94,38 @@ impl IncomingFrame {
             Some(_) => return Err(fail(Some(event), ack, "`data` must be an object")),
         };
         Ok(Self { event, data, ack })
+    }
+}
+
+/// Bounds on a frame's JSON shape, so no request costs more than its size
+/// suggests.
+#[derive(Debug, Clone, Copy)]
+pub struct ShapeLimits {
+    /// Deepest nesting of objects and arrays, `data` itself being 1.
+    pub max_depth: usize,
+    /// Most values in `data`, counted over the whole tree.
+    pub max_values: usize,
+}
+
+impl Default for ShapeLimits {
+    fn default() -> Self {
+        Self {
+            max_depth: 32,
+            max_values: 4096,
+        }
+    }
+}
+
+/// Walks `v` (at nesting `depth`), counting values; false when over a limit.
+fn within(v: &Value, depth: usize, limits: &ShapeLimits, values: &mut usize) -> bool {
+    *values += 1;
+    if *values > limits.max_values || depth > limits.max_depth {
+        return false;
+    }
+    match v {
+        Value::Array(a) => a.iter().all(|x| within(x, depth + 1, limits, values)),
+        Value::Object(o) => o.values().all(|x| within(x, depth + 1, limits, values)),
+        _ => true,
     }
 }
 
@@ -158,6 +215,29 @@ mod tests {
         assert!(IncomingFrame::parse(r#"{"event":"x","ack":1.5}"#).is_err());
         let e = IncomingFrame::parse(r#"{"event":"x","data":[],"ack":1}"#).unwrap_err();
         assert_eq!(e.ack, Some(1));
+    }
+
+    #[test]
+    fn shape_limits() {
+        let limits = ShapeLimits {
+            max_depth: 4,
+            max_values: 16,
+        };
+        assert!(
+            IncomingFrame::parse_limited(r#"{"event":"x","data":{"a":{"b":1}}}"#, limits).is_ok()
+        );
+        let deep = IncomingFrame::parse_limited(
+            r#"{"event":"x","data":{"a":{"b":{"c":{"d":1}}}},"ack":2}"#,
+            limits,
+        )
+        .unwrap_err();
+        assert_eq!(deep.code(), ErrorCode::BadRequest);
+        assert_eq!(deep.ack, Some(2));
+        let wide = format!(
+            r#"{{"event":"x","data":{{"a":[{}]}}}}"#,
+            vec!["1"; 20].join(",")
+        );
+        assert!(IncomingFrame::parse_limited(&wide, limits).is_err());
     }
 
     #[test]

@@ -4,12 +4,13 @@
 
 use crate::node::session::{Outbox, OutboxReceiver, CLOSE_GOING_AWAY};
 use crate::node::Node;
-use crate::protocol::frame::IncomingFrame;
+use crate::protocol::frame::{IncomingFrame, ShapeLimits};
 use crate::protocol::{ErrorCode, OutFrame, ProtocolError};
 use crate::server::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::ORIGIN;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -24,9 +25,22 @@ const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_PING_TIMEOUT: u16 = 1011;
 
 /// `GET /ws`.
-pub async fn upgrade(ws: WebSocketUpgrade, State(app): State<AppState>) -> Response {
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    State(app): State<AppState>,
+) -> Response {
     if app.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
+    }
+    let config = &app.node.config;
+    if let (Some(allowed), Some(origin)) = (&config.allowed_origins, headers.get(ORIGIN)) {
+        if !allowed.iter().any(|a| a.as_bytes() == origin.as_bytes()) {
+            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+        }
+    }
+    if app.connections.len() >= config.max_connections {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
     }
     let max = app.node.config.max_frame_bytes;
     // Small buffers: tungstenite's defaults cost 128 KiB per connection.
@@ -123,6 +137,10 @@ async fn read_loop(
     epoch: Instant,
     last_pong: &AtomicU64,
 ) {
+    let shape = ShapeLimits {
+        max_depth: node.config.max_json_depth,
+        max_values: node.config.max_json_values,
+    };
     let mut limiter = RateLimit::new(node.config.rate_limit_per_s, node.config.rate_limit_burst);
     loop {
         let msg = tokio::select! {
@@ -159,7 +177,7 @@ async fn read_loop(
             Message::Ping(_) => continue,
             Message::Close(_) => return,
         };
-        let reply = match IncomingFrame::parse(text.as_str()) {
+        let reply = match IncomingFrame::parse_limited(text.as_str(), shape) {
             Err(e) => OutFrame::error(&e.error, e.event.as_deref(), e.ack),
             Ok(frame) if !limiter.allow() => {
                 let e = ProtocolError::new(ErrorCode::RateLimited, "too many requests");
