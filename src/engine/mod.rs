@@ -271,6 +271,13 @@ pub trait Engine: Send + Sync + 'static {
         None
     }
 
+    /// Whether this node receives events now. While it does not, requests
+    /// that change state answer `unavailable`: their broadcasts, and
+    /// others', could be missed here.
+    fn fanout_live(&self) -> bool {
+        true
+    }
+
     /// Fan-out reconnects so far.
     fn reconnects(&self) -> u64 {
         0

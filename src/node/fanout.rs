@@ -41,6 +41,14 @@ pub async fn run_dispatcher(node: Arc<Node>, mut events: mpsc::UnboundedReceiver
                     resubscribed = None;
                     continue;
                 }
+                // Membership changes published meanwhile were missed too:
+                // reload the local users' lobbies.
+                for user in node.hub.local_users() {
+                    if let Ok(Some(snap)) = node.engine.user(&user).await {
+                        let delta = node.hub.add_memberships(&user, &snap.lobbies);
+                        node.apply(delta).await;
+                    }
+                }
                 for (lobby, last) in node.hub.lobbies() {
                     if last > 0 {
                         node.catch_up(&lobby, last, u64::MAX).await;

@@ -239,6 +239,11 @@ impl Hub {
         }
     }
 
+    /// Users with a connection on this node.
+    pub fn local_users(&self) -> Vec<UserId> {
+        self.read().users.keys().cloned().collect()
+    }
+
     /// Number of distinct logged-in users on this node.
     pub fn user_count(&self) -> usize {
         self.read().users.len()

@@ -149,6 +149,12 @@ impl Node {
             ));
         }
         let req = Request::parse(event, data, &self.limits)?;
+        if !req.is_read() && !self.engine.fanout_live() {
+            return Err(ProtocolError::new(
+                ErrorCode::Unavailable,
+                "event delivery is reconnecting; nothing was changed",
+            ));
+        }
         handlers::handle(self, s, req).await
     }
 

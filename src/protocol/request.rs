@@ -180,6 +180,15 @@ pub enum Request {
 }
 
 impl Request {
+    /// Whether this request only reads (it can be served while event
+    /// delivery is down).
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            Request::GetData { .. } | Request::GetAllData { .. } | Request::Custom { .. }
+        )
+    }
+
     /// Whether this is `login` (the only request allowed before login).
     pub fn is_login(&self) -> bool {
         matches!(self, Request::Login { .. })

@@ -120,6 +120,11 @@ impl Drop for RedisEngine {
 #[async_trait]
 impl Engine for RedisEngine {
     async fn ping(&self) -> EngineResult<()> {
+        if !self.subscriber.is_live() {
+            return Err(EngineError::Unavailable(
+                "event subscription is reconnecting".into(),
+            ));
+        }
         self.store
             .query::<String>(&redis::cmd("PING"))
             .await
@@ -538,5 +543,9 @@ impl Engine for RedisEngine {
 
     fn reconnects(&self) -> u64 {
         RedisEngine::reconnects(self)
+    }
+
+    fn fanout_live(&self) -> bool {
+        self.subscriber.is_live()
     }
 }

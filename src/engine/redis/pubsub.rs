@@ -53,6 +53,8 @@ struct Shared {
     reconnects: AtomicU64,
     /// Bumped after each reconnect once every channel is subscribed again.
     resubscribed: watch::Sender<u64>,
+    /// Whether the connection is up with every channel subscribed.
+    live: std::sync::atomic::AtomicBool,
 }
 
 struct State {
@@ -81,6 +83,7 @@ impl Subscriber {
             }),
             reconnects: AtomicU64::new(0),
             resubscribed: watch::channel(0).0,
+            live: std::sync::atomic::AtomicBool::new(false),
         });
         let first = shared.connect(OP_TIMEOUT).await?;
         tokio::spawn(run(shared.clone(), first, cancel));
@@ -121,6 +124,12 @@ impl Subscriber {
             .unwrap_or_else(|_| Err(EngineError::Unavailable("unsubscribe timed out".into())))
     }
 
+    /// Whether events reach this node now: while not, publishes by anyone
+    /// may be missed here.
+    pub fn is_live(&self) -> bool {
+        self.shared.live.load(Ordering::Relaxed)
+    }
+
     /// How many times the connection was re-established.
     pub fn reconnects(&self) -> u64 {
         self.shared.reconnects.load(Ordering::Relaxed)
@@ -151,6 +160,7 @@ impl Shared {
                 sink.subscribe(chunk).await.map_err(redis_error)?;
             }
             st.sink = Some(sink);
+            self.live.store(true, Ordering::Relaxed);
             Ok(stream)
         };
         tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
@@ -212,6 +222,7 @@ async fn run(shared: Arc<Shared>, first: PubSubStream, cancel: CancellationToken
     loop {
         if let Some(s) = stream.take() {
             shared.pump(s, &cancel).await;
+            shared.live.store(false, Ordering::Relaxed);
             shared.state.lock().await.sink = None;
             if cancel.is_cancelled() {
                 return;
