@@ -50,6 +50,9 @@ pub struct Config {
     /// After a drain, users whose last connection was here get
     /// `disconnect` only if they do not reconnect within this (5000).
     pub presence_grace_ms: u64,
+    /// Serve the chat page at `/`; default: on with the memory engine,
+    /// off with Redis.
+    pub serve_page: Option<bool>,
     /// `text` or `json` log lines (`text`).
     pub log_format: LogFormat,
 }
@@ -82,6 +85,7 @@ impl Default for Config {
             max_json_values: 4096,
             shutdown_drain_ms: 1000,
             presence_grace_ms: 5000,
+            serve_page: None,
             log_format: LogFormat::Text,
         }
     }

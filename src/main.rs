@@ -49,6 +49,9 @@ struct Args {
     shutdown_drain_ms: Option<u64>,
     #[arg(long)]
     presence_grace_ms: Option<u64>,
+    /// Serve the chat page at `/` (true/false).
+    #[arg(long)]
+    serve_page: Option<bool>,
     /// `text` or `json`.
     #[arg(long)]
     log_format: Option<String>,
@@ -97,6 +100,7 @@ impl Args {
             "rate_limit_burst",
             self.rate_limit_burst.map(|v| v.to_string()),
         );
+        put("serve_page", self.serve_page.map(|v| v.to_string()));
         put(
             "max_connections",
             self.max_connections.map(|v| v.to_string()),

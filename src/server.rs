@@ -2,7 +2,7 @@
 //! and shutdown signal, so tests bind port 0.
 
 use crate::node::Node;
-use crate::transport::{http, ws};
+use crate::transport::{http, page, ws};
 use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
@@ -24,12 +24,21 @@ pub struct AppState {
     pub connections: TaskTracker,
 }
 
-/// The router: `/ws`, `/healthz`, `/readyz`, `/metrics`.
+/// The router: `/ws`, `/healthz`, `/readyz`, `/metrics`, and the chat
+/// page when enabled.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let config = &state.node.config;
+    let page = config.serve_page.unwrap_or(config.redis_url.is_none());
+    let mut router = Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(http::readyz))
-        .route("/metrics", get(http::metrics))
-        .with_state(state)
+        .route("/metrics", get(http::metrics));
+    if page {
+        router = router
+            .route("/", get(page::index))
+            .route("/app.js", get(page::script))
+            .route("/app.css", get(page::style));
+    }
+    router.with_state(state)
 }
