@@ -117,6 +117,8 @@ mod auth;
 mod data;
 #[path = "conformance/frames.rs"]
 mod frames;
+#[path = "conformance/limits.rs"]
+mod limits;
 #[path = "conformance/lobby.rs"]
 mod lobby;
 #[path = "conformance/message.rs"]

@@ -398,22 +398,47 @@ async fn logout_everywhere_reaches_every_node() {
     assert!(!b0.is_closed());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_outage_is_unavailable_then_recovers() {
-    let mut t = TestEnv::new(Engine::Redis, 2).await;
+/// Logs in a new user on `node`, retrying while the node answers `unavailable`.
+async fn login_when_available(
+    t: &TestEnv,
+    node: usize,
+    name: &str,
+    deadline: tokio::time::Instant,
+) -> WsClient {
+    loop {
+        let mut c = t.client_on(node).await;
+        let r = c
+            .request_within(
+                "login",
+                json!({ "username": name }),
+                Duration::from_secs(10),
+            )
+            .await;
+        if r.is_ok() {
+            return c;
+        }
+        assert_eq!(r.code(), Some("unavailable"), "{:?}", r.frame);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node {node} did not recover from the Redis restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Stops Redis, checks `unavailable`, restarts it (empty: no persistence).
+async fn redis_outage(t: &mut TestEnv) {
     let mut a = t.user_on(0, "ann").await;
     let lobby = new_visible_lobby(&mut a).await;
     let mut fresh = t.client_on(1).await;
-
     t.redis.as_mut().unwrap().stop();
-    let r = a
-        .request_within(
-            "send_message",
-            json!({"lobby": {"id": lobby}, "content": "lost?"}),
-            Duration::from_secs(15),
-        )
-        .await;
-    r.err("unavailable");
+    a.request_within(
+        "send_message",
+        json!({"lobby": {"id": lobby}, "content": "lost?"}),
+        Duration::from_secs(15),
+    )
+    .await
+    .err("unavailable");
     fresh
         .request_within("login", json!({"username": "x"}), Duration::from_secs(15))
         .await
@@ -424,51 +449,121 @@ async fn redis_outage_is_unavailable_then_recovers() {
             "the node keeps answering HTTP while Redis is down"
         );
     }
-
-    // Back (empty: no persistence). New users on both nodes work together again.
     t.redis.as_mut().unwrap().restart().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_is_unavailable_then_recovers() {
+    let mut t = TestEnv::new(Engine::Redis, 2).await;
+    redis_outage(&mut t).await;
+    // Within 20 s, users on both nodes work together again.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let mut u0 = loop {
-        let mut c = t.client_on(0).await;
-        let r = c
-            .request_within("login", json!({"username": "u0"}), Duration::from_secs(10))
-            .await;
-        if r.is_ok() {
-            break c;
+    loop {
+        let mut u0 = login_when_available(&t, 0, "u0", deadline).await;
+        let mut u1 = login_when_available(&t, 1, "u1", deadline).await;
+        let lobby = new_visible_lobby(&mut u0).await;
+        join(&mut u1, &lobby).await;
+        let m = u0
+            .request(
+                "send_message",
+                json!({"lobby": {"id": lobby}, "content": "back"}),
+            )
+            .await
+            .ok();
+        assert_eq!(m["message"]["data"]["seq"], json!(1), "{m}");
+        if let Some(ev) = u1
+            .try_expect_event_within("send_message", Duration::from_secs(2))
+            .await
+        {
+            assert_eq!(ev["message"]["id"], m["message"]["id"], "{ev}");
+            break;
         }
-        assert_eq!(r.code(), Some("unavailable"), "{:?}", r.frame);
         assert!(
             tokio::time::Instant::now() < deadline,
-            "node 0 did not recover from the Redis restart"
+            "cross-node broadcasts did not resume after the Redis restart"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let mut u1 = loop {
-        let mut c = t.client_on(1).await;
-        let r = c
-            .request_within("login", json!({"username": "u1"}), Duration::from_secs(10))
-            .await;
-        if r.is_ok() {
-            break c;
-        }
-        assert_eq!(r.code(), Some("unavailable"), "{:?}", r.frame);
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "node 1 did not recover from the Redis restart"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let lobby = new_visible_lobby(&mut u0).await;
-    join(&mut u1, &lobby).await;
-    u0.expect_event("connect_lobby").await;
-    let m = u0
-        .request(
-            "send_message",
-            json!({"lobby": {"id": lobby}, "content": "back"}),
-        )
+    }
+}
+
+/// Once a node answers requests again after a Redis restart, no broadcast of a
+/// successful request may be lost (PROTOCOL rule 3): either the request fails
+/// with `unavailable`, or every member connection gets the broadcast.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_broadcast_lost_right_after_redis_restart() {
+    let mut t = TestEnv::new(Engine::Redis, 2).await;
+    redis_outage(&mut t).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut u0 = login_when_available(&t, 0, "u0", deadline).await;
+    let mut u1 = login_when_available(&t, 1, "u1", deadline).await;
+    let u1_id = u1
+        .request("get_all_data", json!({"type": "users"}))
         .await
-        .ok();
-    assert_eq!(m["message"]["data"]["seq"], json!(1), "{m}");
-    let ev = u1.expect_event("send_message").await;
-    assert_eq!(ev["message"]["id"], m["message"]["id"], "{ev}");
+        .ok()["datas"][0]["id"]
+        .clone();
+    let lobby = loop {
+        let r = u0
+            .request("connect_lobby", json!({"lobby": {"visibility": true}}))
+            .await;
+        if r.is_ok() {
+            break id_of(&r.ok()["lobby"]);
+        }
+        r.err("unavailable");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    loop {
+        let r = u1
+            .request("connect_lobby", json!({"lobby": {"id": lobby}}))
+            .await;
+        if r.is_ok() {
+            break;
+        }
+        r.err("unavailable");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ev = u0.expect_event("connect_lobby").await;
+    assert_eq!(ev["user"]["id"], u1_id, "{ev}");
+}
+
+/// A Redis restart (which loses every key: no persistence) must not make
+/// live users look disconnected: `disconnect` means "no live connection left".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_spurious_presence_events_after_redis_restart() {
+    // Default presence TTL (15 s): heartbeats are slower than reaper sweeps,
+    // which is when a wiped Redis makes live nodes look dead.
+    let mut t = TestEnv::new(Engine::Redis, 2).await;
+    redis_outage(&mut t).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    // Wait until cross-node broadcasts flow again, then watch presence.
+    let (mut u0, mut u1) = loop {
+        let mut u0 = login_when_available(&t, 0, "u0", deadline).await;
+        let mut u1 = login_when_available(&t, 1, "u1", deadline).await;
+        let lobby = new_visible_lobby(&mut u0).await;
+        join(&mut u1, &lobby).await;
+        u0.request("typing_message", json!({"lobby": {"id": lobby}}))
+            .await
+            .ok();
+        if u1
+            .try_expect_event_within("typing_message", Duration::from_secs(2))
+            .await
+            .is_some()
+        {
+            break (u0, u1);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "broadcasts did not resume"
+        );
+    };
+    // Longer than one heartbeat period (TTL/4) plus one reaper period (TTL/6).
+    let watch = Duration::from_secs(7);
+    tokio::join!(
+        async {
+            u0.expect_no_event("disconnect", watch).await;
+            u0.expect_no_event("login", Duration::ZERO).await;
+        },
+        async {
+            u1.expect_no_event("disconnect", watch).await;
+            u1.expect_no_event("login", Duration::ZERO).await;
+        }
+    );
 }

@@ -379,11 +379,22 @@ async fn users_lobbies_and_access_rules() {
         e.lobby_by_token("new-secret").await.unwrap(),
         Some(lid("room"))
     );
+    // A target that does not exist refuses the whole change.
+    assert!(matches!(
+        e.change_lobby(
+            actor!(b, o),
+            &lid("room"),
+            LobbyChange::DeleteUsers(vec![c.clone(), uid("ghost")]),
+            NOW,
+        )
+        .await,
+        Err(EngineError::Refused(DomainError::NotFound))
+    ));
     let rec = e
         .change_lobby(
             actor!(b, o),
             &lid("room"),
-            LobbyChange::DeleteUsers(vec![c.clone(), c.clone(), uid("ghost")]),
+            LobbyChange::DeleteUsers(vec![c.clone(), c.clone()]),
             NOW,
         )
         .await

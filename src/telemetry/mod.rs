@@ -61,9 +61,14 @@ fn resource() -> Resource {
 /// once, from inside the Tokio runtime; later calls only return an inert
 /// guard.
 pub fn init(format: LogFormat) -> Telemetry {
-    let filter = EnvFilter::try_from_env("LOBBYD_LOG")
+    let mut filter = EnvFilter::try_from_env("LOBBYD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // These crates trace whole frames (tokens included) at trace level:
+    // cap them whatever the filter asks for.
+    for quiet in ["tungstenite=debug", "tokio_tungstenite=debug", "axum::extract::ws=debug", "hyper=debug", "h2=debug"] {
+        filter = filter.add_directive(quiet.parse().expect("valid directive"));
+    }
     let otlp = otlp_enabled();
     let _ = TRACING_EXPORTED.set(otlp);
     let meter = init_metrics(otlp);

@@ -267,6 +267,11 @@ async fn set_token_user(engine: Engine) {
     .await
     .err("forbidden");
 
+    for bad in [json!([""]), json!(["u".repeat(257)]), json!([7])] {
+        a.request("use_action", act("users", &aid, "setToken", bad))
+            .await
+            .err("bad_request");
+    }
     let new_token = format!("user-token-{}", unique());
     let r = a
         .request(

@@ -15,6 +15,10 @@ engine_tests!(
     disconnect_broadcast_on_close,
     login_with_token_and_username_renames,
     membership_outlives_connections,
+    login_as_other_user_after_logout,
+    concurrent_logins_and_closes_count_presence,
+    tokens_never_appear_in_logs,
+    tokens_never_appear_in_logs_at_global_trace,
 );
 
 /// The checks every fresh private user view must pass.
@@ -435,4 +439,188 @@ async fn membership_outlives_connections(engine: Engine) {
         vec![lobby.clone()],
         "{u}"
     );
+}
+
+async fn login_as_other_user_after_logout(engine: Engine) {
+    let t = env(engine).await;
+    let mut a = t.user("ann").await;
+    let mut b = t.user("bob").await;
+    let mut x = t.user("xena").await;
+    let (l_a, _) = new_lobby(&mut a, true).await;
+    let (l_b, _) = new_lobby(&mut b, true).await;
+    join(&mut x, &l_a).await;
+    a.expect_event("connect_lobby").await;
+    x.request("logout", json!({})).await.ok();
+    a.expect_event("logout").await;
+    // The same connection logs in as a new user, Yuri.
+    let (yid, _) = x.login("yuri").await;
+    join(&mut x, &l_b).await;
+    let ev = b.expect_event("connect_lobby").await;
+    assert_eq!(ev["user"]["id"], json!(yid), "{ev}");
+    // Yuri's connection hears Bob's lobby, not Xena's old one.
+    send(&mut a, &l_a, "for xena").await;
+    send(&mut b, &l_b, "for yuri").await;
+    let ev = x.expect_event("send_message").await;
+    assert_eq!(ev["message"]["data"]["content"], "for yuri", "{ev}");
+    x.expect_no_event("send_message", QUIET).await;
+    a.expect_no_event("login", Duration::ZERO).await;
+}
+
+async fn concurrent_logins_and_closes_count_presence(engine: Engine) {
+    let t = env(engine).await;
+    let mut a = t.user("ann").await;
+    let b = t.user("bob").await;
+    let (bid, btoken) = (b.id().to_string(), b.token().to_string());
+    let (lobby, _) = new_lobby(&mut a, true).await;
+    let mut b = b;
+    join(&mut b, &lobby).await;
+    a.expect_event("connect_lobby").await;
+    b.close().await;
+    let ev = a.expect_event("disconnect").await;
+    assert_eq!(ev["user"]["id"], json!(bid), "{ev}");
+
+    for round in 0..3 {
+        // Six connections log in at once: one login broadcast.
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let url = t.url(i);
+            let token = btoken.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut c = WsClient::connect(&url).await;
+                c.login_token(&token).await;
+                c
+            }));
+        }
+        let mut conns = Vec::new();
+        for task in tasks {
+            conns.push(task.await.expect("login task"));
+        }
+        let ev = a.expect_event("login").await;
+        assert_eq!(ev["user"]["id"], json!(bid), "round {round}: {ev}");
+        // ... and closed at once: one disconnect, after the last one.
+        let closes: Vec<_> = conns
+            .into_iter()
+            .map(|c| tokio::spawn(async move { c.close().await }))
+            .collect();
+        for c in closes {
+            c.await.expect("close task");
+        }
+        let ev = a.expect_event("disconnect").await;
+        assert_eq!(ev["user"]["id"], json!(bid), "round {round}: {ev}");
+        a.expect_no_event("login", QUIET).await;
+        a.expect_no_event("disconnect", Duration::ZERO).await;
+        let g = a
+            .request("get_data", json!({"type": "users", "id": bid}))
+            .await
+            .ok();
+        assert_eq!(
+            g["data"]["data"]["online"],
+            json!(false),
+            "round {round}: {g}"
+        );
+    }
+}
+
+/// Runs a gateway with verbose logging, exercises every token path, and
+/// greps the log for the tokens (PROTOCOL: never in a log line or trace).
+async fn tokens_never_appear_in_logs(engine: Engine) {
+    tokens_not_logged_with(engine, "lobbyd=trace,info").await
+}
+
+/// Same with every crate at trace: dependency logs (e.g. frame dumps) are
+/// log lines of the gateway too.
+async fn tokens_never_appear_in_logs_at_global_trace(engine: Engine) {
+    tokens_not_logged_with(engine, "trace").await
+}
+
+async fn tokens_not_logged_with(engine: Engine, filter: &str) {
+    let opts = GatewayOpts {
+        env: vec![("RUST_LOG".into(), filter.into())],
+        ..Default::default()
+    };
+    let t = TestEnv::with_opts(engine, 2, opts).await;
+    let mut tokens = Vec::new();
+    let mut a = t.user("ann").await;
+    tokens.push(a.token().to_string());
+    let mut a2 = t.same_user(&a).await;
+    let given = format!("given-lobby-token-{}", unique());
+    tokens.push(given.clone());
+    let l = create_lobby(
+        &mut a,
+        json!({"id": format!("logged-{}", unique()), "token": given}),
+    )
+    .await;
+    let lobby = sid(&l);
+    let (l2, l2_token) = new_lobby(&mut a2, false).await;
+    tokens.push(l2_token.clone());
+    let mut b = t.user("bob").await;
+    tokens.push(b.token().to_string());
+    join_with_token(&mut b, &lobby, &given).await;
+    b.request(
+        "connect_lobby",
+        json!({"lobby": {"id": l2, "token": "wrong-token-for-the-log-test"}}),
+    )
+    .await
+    .err("forbidden");
+    tokens.push("wrong-token-for-the-log-test".to_string());
+    let aid = a.id().to_string();
+    b.request(
+        "get_data",
+        json!({"type": "users", "id": aid, "token": tokens[0]}),
+    )
+    .await
+    .ok();
+    let set = format!("set-user-token-{}", unique());
+    tokens.push(set.clone());
+    a.request(
+        "use_action",
+        json!({"type": "users", "id": aid, "action": "setToken", "actionArgs": [set]}),
+    )
+    .await
+    .ok();
+    let r = a
+        .request(
+            "use_action",
+            json!({"type": "lobbys", "id": lobby, "action": "setToken", "actionArgs": [null]}),
+        )
+        .await
+        .ok();
+    tokens.push(r["data"]["data"]["token"].as_str().unwrap().to_string());
+    let mut x = t.client().await;
+    let bogus = format!("bogus-login-token-{}", unique());
+    tokens.push(bogus.clone());
+    x.request("login", json!({"token": bogus}))
+        .await
+        .err("unauthenticated");
+    x.request("login", json!({"token": set})).await.ok();
+    // A malformed frame that carries a token must not be echoed into the log either.
+    let raw_secret = format!("raw-secret-token-{}", unique());
+    tokens.push(raw_secret.clone());
+    x.send_raw(&format!(
+        r#"{{"event":"login","data":{{"token":"{raw_secret}"}},"ack":"bad"}}"#
+    ))
+    .await;
+    x.expect_event("error").await;
+    x.close().await;
+    b.close().await;
+    a.expect_event("disconnect").await;
+    let logs: Vec<(String, String)> = t
+        .nodes
+        .iter()
+        .map(|n| {
+            let text = std::fs::read_to_string(n.log_path()).unwrap_or_default();
+            (n.log_path().display().to_string(), text)
+        })
+        .collect();
+    assert!(
+        logs.iter().any(|(_, text)| !text.is_empty()),
+        "trace logging produced no output at all; is RUST_LOG honoured?"
+    );
+    for (path, text) in &logs {
+        for token in &tokens {
+            if let Some(line) = text.lines().find(|l| l.contains(token.as_str())) {
+                panic!("token {token:?} appears in {path}: {line}");
+            }
+        }
+    }
 }

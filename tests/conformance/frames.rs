@@ -415,8 +415,8 @@ async fn rate_limit_rejects_excess_requests(engine: Engine) {
         }
     }
     assert!(
-        ok >= 200,
-        "the burst of 200 must be served, got {ok} ok / {limited} limited"
+        ok >= 199,
+        "the burst of 200 (minus the login) must be served, got {ok} ok / {limited} limited"
     );
     assert!(
         limited >= 1,

@@ -90,6 +90,16 @@ async fn create_lobby_with_given_fields(engine: Engine) {
     assert_eq!(l["id"], json!(long));
     let l = create_lobby(&mut c, json!({"id": "комната"})).await;
     assert_eq!(l["id"], "комната");
+    let euros = "€".repeat(85); // 255 bytes
+    let l = create_lobby(&mut c, json!({"id": euros})).await;
+    assert_eq!(l["id"], json!(euros));
+    let t256 = "t".repeat(256);
+    let l = create_lobby(&mut c, json!({"token": t256})).await;
+    assert_eq!(
+        l["data"]["token"],
+        json!(t256),
+        "tokens up to 256 bytes: {l}"
+    );
 }
 
 async fn join_visible_lobby(engine: Engine) {
@@ -221,6 +231,7 @@ async fn connect_lobby_validation(engine: Engine) {
         json!({"lobby": {"id": ""}}),
         json!({"lobby": {"id": 5}}),
         json!({"lobby": {"id": "x".repeat(257)}}),
+        json!({"lobby": {"id": "€".repeat(86)}}), // 86 chars, 258 bytes
         json!({"lobby": {"sizeLimit": 0}}),
         json!({"lobby": {"sizeLimit": -1}}),
         json!({"lobby": {"sizeLimit": 1.5}}),
@@ -275,6 +286,12 @@ async fn connect_lobby_broadcast_targets(engine: Engine) {
     a1.expect_event_without("typing_message", "connect_lobby")
         .await;
     a1.expect_no_event("connect_lobby", Duration::ZERO).await;
+    // Bob's other connection now gets the lobby's traffic too.
+    let m = send(&mut a1, &lobby, "hello bob").await;
+    for c in [&mut b1, &mut b2, &mut a2] {
+        let ev = c.expect_event("send_message").await;
+        assert_eq!(ev["message"]["id"], m["id"], "{ev}");
+    }
 }
 
 async fn concurrent_creators_one_owner(engine: Engine) {

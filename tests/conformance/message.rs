@@ -13,6 +13,7 @@ engine_tests!(
     receipt_errors,
     typing_message_broadcasts_every_time,
     typing_message_errors,
+    concurrent_first_receipts_broadcast_once,
 );
 
 /// Ann (two connections) owns a private lobby that Bob joined with its token.
@@ -574,4 +575,34 @@ async fn typing_message_errors(engine: Engine) {
         .await
         .err("not_found");
     a1.expect_no_event("typing_message", QUIET).await;
+}
+
+async fn concurrent_first_receipts_broadcast_once(engine: Engine) {
+    let t = env(engine).await;
+    let Room {
+        mut a1,
+        mut a2,
+        b: mut b1,
+        lobby,
+    } = room(&t).await;
+    let mut b2 = t.same_user(&b1).await;
+    for round in 0..5 {
+        let m = send(&mut a1, &lobby, &format!("race {round}")).await;
+        let req = json!({"lobby": {"id": lobby}, "message": {"id": sid(&m)}});
+        for event in ["received_message", "viewed_message"] {
+            let (r1, r2) = tokio::join!(
+                b1.request(event, req.clone()),
+                b2.request(event, req.clone())
+            );
+            r1.ok();
+            r2.ok();
+        }
+        a2.request("typing_message", json!({"lobby": {"id": lobby}}))
+            .await
+            .ok();
+        let before = a1.take_events_before("typing_message").await;
+        let count = |name: &str| before.iter().filter(|f| f["event"] == name).count();
+        assert_eq!(count("viewed_message"), 1, "round {round}: {before:?}");
+        assert_eq!(count("received_message"), 1, "round {round}: {before:?}");
+    }
 }

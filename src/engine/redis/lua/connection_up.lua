@@ -4,7 +4,9 @@ local uid, node, origin = ARGV[1], ARGV[2], ARGV[3]
 local before = redis.call('HLEN', k_presence(uid))
 redis.call('HINCRBY', k_presence(uid), node, 1)
 redis.call('HINCRBY', k_conns(node), uid, 1)
-redis.call('SADD', K_NODES, node)
+-- Only a node with a live heartbeat joins the set the reapers scan: after
+-- Redis lost its data, the next heartbeat resyncs and registers it.
+if redis.call('EXISTS', k_alive(node)) == 1 then redis.call('SADD', K_NODES, node) end
 -- Back within a drained node's grace period: co-members never saw the
 -- user go, so they get no `login` either.
 local returning = before == 0 and redis.call('ZREM', K_GRACE, uid) == 1
