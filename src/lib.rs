@@ -88,6 +88,9 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
+        // rediss:// needs a TLS crypto provider (ring: builds with a C
+        // compiler alone). Installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let config = Arc::new(self.config);
         let node_id = config
             .node_id
