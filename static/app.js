@@ -129,7 +129,14 @@
     ready() {
       if (__privateGet(this, _state) === "open") return Promise.resolve();
       if (__privateGet(this, _state) === "closed") return Promise.reject(new LobbydError("closed", "client closed"));
-      return new Promise((resolve) => this.once("ready", () => resolve()));
+      return new Promise((resolve, reject) => {
+        const offState = this.on("state", (state) => {
+          if (state !== "open" && state !== "closed") return;
+          offState();
+          if (state === "open") resolve();
+          else reject(new LobbydError("closed", "client closed"));
+        });
+      });
     }
     /** Closes the connection for good; pending and queued requests reject with `closed`. */
     close() {
@@ -663,6 +670,7 @@
   client.on("login", ({ user }) => setOnline(user.id, true, user.username));
   client.on("disconnect", ({ user }) => setOnline(user.id, false));
   function addMessage(m, live) {
+    if (!lobbies.has(m.data.lobby.id)) void openLobby(m.data.lobby.id, false);
     const l = lobbyState(m.data.lobby.id);
     l.messages.set(m.id, m);
     if (live && m.data.lobby.id !== active && m.owner.id !== me()) l.unread++;

@@ -2,7 +2,7 @@
 //! from `static/` so nothing is fetched at run time. On by default with the
 //! memory engine (a laptop demo), a switch (`serve_page`) in production.
 
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::IntoResponse;
 
 /// `GET /`.
