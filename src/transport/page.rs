@@ -5,10 +5,16 @@
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::IntoResponse;
 
+/// Headers of a page asset: its type, and `no-cache` so a browser picks up
+/// a new build at once.
+fn headers(content_type: &'static str) -> [(axum::http::HeaderName, &'static str); 2] {
+    [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")]
+}
+
 /// `GET /`.
 pub async fn index() -> impl IntoResponse {
     (
-        [(CONTENT_TYPE, "text/html; charset=utf-8")],
+        headers("text/html; charset=utf-8"),
         include_str!("../../static/index.html"),
     )
 }
@@ -16,7 +22,7 @@ pub async fn index() -> impl IntoResponse {
 /// `GET /app.js`: the page, bundled with the TypeScript client.
 pub async fn script() -> impl IntoResponse {
     (
-        [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        headers("text/javascript; charset=utf-8"),
         include_str!("../../static/app.js"),
     )
 }
@@ -24,7 +30,7 @@ pub async fn script() -> impl IntoResponse {
 /// `GET /app.css`.
 pub async fn style() -> impl IntoResponse {
     (
-        [(CONTENT_TYPE, "text/css; charset=utf-8")],
+        headers("text/css; charset=utf-8"),
         include_str!("../../static/app.css"),
     )
 }
