@@ -16,8 +16,7 @@ fn not_found() -> ProtocolError {
 }
 
 /// A user's info as the caller sees it, or None when it may not.
-async fn user_view(
-    node: &Node,
+fn user_view(
     s: &Session,
     target: &UserSnapshot,
     caller_lobbies: &[LobbyId],
@@ -40,7 +39,6 @@ async fn user_view(
     } else {
         presented.filter(|t| token::matches(&token::hash(t), &target.record.token_hash))
     };
-    let _ = node;
     Some(user_info(
         target,
         level,
@@ -112,7 +110,7 @@ pub(super) async fn get(
         Target::User(id) => {
             let snap = node.engine.user(id).await?.ok_or_else(not_found)?;
             let mine = caller_lobbies(node, s).await?;
-            (ObjectType::Users, user_view(node, s, &snap, &mine, t).await)
+            (ObjectType::Users, user_view(s, &snap, &mine, t))
         }
         Target::Lobby(id) => (ObjectType::Lobbys, lobby_view(node, s, id, t).await?),
         Target::Message(lobby, id) => (
@@ -150,7 +148,7 @@ pub(super) async fn get_all(
                 let mine = caller_lobbies(node, s).await?;
                 for id in ids.iter().take(limit) {
                     if let Some(snap) = node.engine.user(id).await? {
-                        datas.extend(user_view(node, s, &snap, &mine, t).await);
+                        datas.extend(user_view(s, &snap, &mine, t));
                     }
                 }
                 (ids.len() > limit).then(|| ids[limit - 1].to_string())
@@ -214,7 +212,7 @@ async fn refuse_user(
         Ok(l) => l,
         Err(e) => return e,
     };
-    match user_view(node, s, &target, &mine, presented).await {
+    match user_view(s, &target, &mine, presented) {
         Some(_) => DomainError::Forbidden.into(),
         None => not_found(),
     }
@@ -377,9 +375,7 @@ pub(super) async fn action(
                 .await?;
             let snap = node.engine.user(id).await?.ok_or_else(not_found)?;
             let mine = snap.lobbies.clone();
-            let info = user_view(node, s, &snap, &mine, t)
-                .await
-                .ok_or_else(not_found)?;
+            let info = user_view(s, &snap, &mine, t).ok_or_else(not_found)?;
             (ObjectType::Users, id.as_str(), info)
         }
         Target::Message(lobby, id) => {
