@@ -45,6 +45,26 @@ async fn collect_seqs(c: &mut support::WsClient, n: usize, limit: Duration) -> V
     seqs
 }
 
+/// Sends until acked: while the node's pub/sub reconnects, state changes
+/// answer `unavailable` (nothing changed) and are retried. Returns the seq.
+async fn send_acked(c: &mut support::WsClient, lobby: &str, content: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c
+            .request(
+                "send_message",
+                json!({"lobby": {"id": lobby}, "content": content}),
+            )
+            .await;
+        if r.is_ok() {
+            return r.ok()["message"]["data"]["seq"].as_u64().unwrap();
+        }
+        r.err("unavailable");
+        assert!(Instant::now() < deadline, "unavailable for 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pubsub_kills_lose_no_message() {
     let env = TestEnv::new(Engine::Redis, 2).await;
@@ -68,27 +88,13 @@ async fn pubsub_kills_lose_no_message() {
             let reply = redis_command(port, &["CLIENT", "KILL", "TYPE", "pubsub"]).await;
             assert!(reply.starts_with(':'), "CLIENT KILL answered {reply}");
         }
-        let r = sender
-            .request(
-                "send_message",
-                json!({"lobby": {"id": lobby}, "content": format!("m{i}")}),
-            )
-            .await
-            .ok();
-        acked.push(r["message"]["data"]["seq"].as_u64().unwrap());
+        acked.push(send_acked(&mut sender, &lobby, &format!("m{i}")).await);
     }
     // A last break with no message after it: only the reconnect catch-up
     // can deliver what was published meanwhile.
     redis_command(port, &["CLIENT", "KILL", "TYPE", "pubsub"]).await;
     for i in 0..5 {
-        let r = sender
-            .request(
-                "send_message",
-                json!({"lobby": {"id": lobby}, "content": format!("tail{i}")}),
-            )
-            .await
-            .ok();
-        acked.push(r["message"]["data"]["seq"].as_u64().unwrap());
+        acked.push(send_acked(&mut sender, &lobby, &format!("tail{i}")).await);
     }
     let want: Vec<u64> = (1..=(N as u64 + 5)).collect();
     assert_eq!(acked, want, "acked seqs are gapless");
@@ -131,4 +137,868 @@ async fn redis_down_answers_unavailable_fast_and_keeps_connections() {
         support::http_status(env.nodes[0].port(), "/healthz").await,
         Some(200)
     );
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for the faults below
+// ---------------------------------------------------------------------------
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use support::{free_port, Gateway, GatewayOpts, WsClient};
+
+/// A TCP proxy between the gateways and redis-server that can black-hole
+/// traffic: in that mode it accepts and reads but never forwards or
+/// answers, like a Redis that hangs or a network partition. Connections
+/// that lost traffic to the black hole are reset when it ends (their byte
+/// streams are no longer whole); new ones pass normally.
+struct HangProxy {
+    port: u16,
+    black_hole: Arc<AtomicBool>,
+    changed: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HangProxy {
+    async fn start(upstream: u16) -> HangProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let black_hole = Arc::new(AtomicBool::new(false));
+        let (changed, _) = tokio::sync::watch::channel(false);
+        let bh = black_hole.clone();
+        let ch = changed.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let bh = bh.clone();
+                let rx = ch.subscribe();
+                tokio::spawn(async move {
+                    if let Ok(server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    {
+                        proxy_conn(client, server, bh, rx).await;
+                    }
+                });
+            }
+        });
+        HangProxy {
+            port,
+            black_hole,
+            changed,
+            task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn set_black_hole(&self, on: bool) {
+        self.black_hole.store(on, Ordering::SeqCst);
+        self.changed.send_replace(on);
+    }
+}
+
+impl Drop for HangProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn proxy_conn(
+    mut client: tokio::net::TcpStream,
+    mut server: tokio::net::TcpStream,
+    black_hole: Arc<AtomicBool>,
+    mut changed: tokio::sync::watch::Receiver<bool>,
+) {
+    let (mut cr, mut cw) = client.split();
+    let (mut sr, mut sw) = server.split();
+    let mut a = vec![0u8; 16 * 1024];
+    let mut b = vec![0u8; 16 * 1024];
+    let mut tainted = false;
+    loop {
+        tokio::select! {
+            n = cr.read(&mut a) => {
+                let Ok(n) = n else { return };
+                if n == 0 { return }
+                if black_hole.load(Ordering::SeqCst) {
+                    tainted = true;
+                } else if sw.write_all(&a[..n]).await.is_err() {
+                    return;
+                }
+            }
+            n = sr.read(&mut b) => {
+                let Ok(n) = n else { return };
+                if n == 0 { return }
+                if black_hole.load(Ordering::SeqCst) {
+                    tainted = true;
+                } else if cw.write_all(&b[..n]).await.is_err() {
+                    return;
+                }
+            }
+            r = changed.changed() => {
+                if r.is_err() { return }
+                if !*changed.borrow_and_update() && tainted {
+                    // The hang ends: close what it broke.
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A redis-server with `appendonly yes`, `appendfsync always` in its own
+/// temporary directory, restartable on the same port with its data.
+struct DurableRedis {
+    child: Option<std::process::Child>,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl DurableRedis {
+    async fn start() -> DurableRedis {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("lobbyd-aof-{}", support::unique()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut r = DurableRedis {
+            child: None,
+            port,
+            dir,
+        };
+        r.spawn().await;
+        r
+    }
+
+    async fn spawn(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = tokio::time::timeout(Duration::from_millis(500), async {
+                let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                    .await
+                    .ok()?;
+                s.write_all(b"*1\r\n$4\r\nPING\r\n").await.ok()?;
+                let mut buf = [0u8; 64];
+                let n = s.read(&mut buf).await.ok()?;
+                Some(buf[..n].starts_with(b"+PONG"))
+            })
+            .await;
+            if matches!(ok, Ok(Some(true))) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "redis-server not ready");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// SIGKILL: whatever was fsynced survives.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for DurableRedis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Resident memory of a process in KiB (Linux).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn two_nodes(url: &str, ttl_ms: Option<u64>) -> (Gateway, Gateway) {
+    let mut opts = GatewayOpts::redis(url.to_string());
+    opts.presence_ttl_ms = ttl_ms;
+    let mut n0 = Gateway::spawn(&opts.clone().node_id(format!("f0-{}", support::unique())));
+    let mut n1 = Gateway::spawn(&opts.node_id(format!("f1-{}", support::unique())));
+    n0.wait_ready().await;
+    n1.wait_ready().await;
+    (n0, n1)
+}
+
+async fn user_at(gw: &Gateway, name: &str) -> WsClient {
+    let mut c = WsClient::connect(&gw.ws_url()).await;
+    c.login(name).await;
+    c
+}
+
+async fn join_lobby(c: &mut WsClient, lobby: &str) {
+    c.request(
+        "connect_lobby",
+        json!({"lobby": {"id": lobby, "visibility": true}}),
+    )
+    .await
+    .ok();
+}
+
+/// Every message of the lobby's history, in seq order: (seq, id).
+async fn history(c: &mut WsClient, lobby: &str) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut after = 0u64;
+    loop {
+        let r = c
+            .request(
+                "get_all_data",
+                json!({"type": "messages", "lobby": {"id": lobby}, "after": after, "limit": 500}),
+            )
+            .await
+            .ok();
+        let page = r["datas"].as_array().cloned().unwrap_or_default();
+        for m in &page {
+            let seq = m["data"]["seq"].as_u64().expect("seq");
+            out.push((seq, m["id"].as_str().unwrap().to_string()));
+            after = seq;
+        }
+        if r["cursor"].is_null() || page.is_empty() {
+            return out;
+        }
+    }
+}
+
+/// Collects `send_message` broadcasts as (seq, id) until `quiet` passes
+/// without one or `limit` is reached.
+async fn collect_messages(
+    c: &mut WsClient,
+    quiet: Duration,
+    limit: Duration,
+) -> Vec<(u64, String)> {
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    while Instant::now() < deadline {
+        match c.try_expect_event_within("send_message", quiet).await {
+            Some(ev) => out.push((
+                ev["message"]["data"]["seq"].as_u64().expect("seq"),
+                ev["message"]["id"].as_str().unwrap().to_string(),
+            )),
+            None => break,
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// (a) Redis hangs
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_hang_answers_unavailable_keeps_connections_and_recovers() {
+    let redis = support::RedisServer::start().await;
+    let proxy = HangProxy::start(redis.port()).await;
+    let (n0, n1) = two_nodes(&proxy.url(), None).await;
+    let mut a = user_at(&n0, "ann").await;
+    let mut b = user_at(&n1, "bob").await;
+    let lobby = format!("hang-{}", support::unique());
+    join_lobby(&mut a, &lobby).await;
+    join_lobby(&mut b, &lobby).await;
+    a.request(
+        "send_message",
+        json!({"lobby": {"id": lobby}, "content": "before"}),
+    )
+    .await
+    .ok();
+    b.expect_event("send_message").await;
+
+    proxy.set_black_hole(true);
+    let hang_started = Instant::now();
+    // Requests on both nodes answer `unavailable` within about two seconds.
+    for (name, c) in [("node 0", &mut a), ("node 1", &mut b)] {
+        let started = Instant::now();
+        c.request_within(
+            "send_message",
+            json!({"lobby": {"id": lobby}, "content": "during"}),
+            Duration::from_secs(10),
+        )
+        .await
+        .err("unavailable");
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(2600),
+            "{name}: unavailable after {took:?}"
+        );
+        let started = Instant::now();
+        c.request_within(
+            "get_data",
+            json!({"type": "lobbys", "id": lobby}),
+            Duration::from_secs(10),
+        )
+        .await
+        .err("unavailable");
+        assert!(
+            started.elapsed() < Duration::from_millis(2600),
+            "{name}: read took {:?}",
+            started.elapsed()
+        );
+    }
+    // Hold the hang past the pub/sub ping timeout; connections stay open
+    // and answer pings all along.
+    while hang_started.elapsed() < Duration::from_secs(6) {
+        a.ping(b"alive").await;
+        b.ping(b"alive").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        !a.is_closed() && !b.is_closed(),
+        "a Redis hang closed WebSockets"
+    );
+    assert_eq!(n0.healthz().await, Some(200));
+    // Not ready (503, or no answer within the probe's 1 s).
+    let ready = support::http_status(n0.port(), "/readyz").await;
+    assert_ne!(ready, Some(200), "ready during a Redis hang");
+
+    // The hang ends: within 5 s a send is acked and reaches the other node.
+    proxy.set_black_hole(false);
+    let resumed = Instant::now();
+    let acked = loop {
+        let r = a
+            .request_within(
+                "send_message",
+                json!({"lobby": {"id": lobby}, "content": "after"}),
+                Duration::from_secs(5),
+            )
+            .await;
+        if r.is_ok() {
+            break r.ok();
+        }
+        r.err("unavailable");
+        assert!(
+            resumed.elapsed() < Duration::from_secs(5),
+            "no service 5 s after the hang ended"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let id = acked["message"]["id"].clone();
+    let left =
+        Duration::from_secs(5).saturating_sub(resumed.elapsed()) + Duration::from_millis(500);
+    let mut got = Vec::new();
+    while let Some(ev) = b.try_expect_event_within("send_message", left).await {
+        got.push(ev["message"]["id"].clone());
+        if ev["message"]["id"] == id {
+            break;
+        }
+    }
+    assert!(
+        got.contains(&id),
+        "the other node did not deliver the message within 5 s of the hang ending (got {got:?})"
+    );
+    assert_eq!(support::http_status(n0.port(), "/readyz").await, Some(200));
+    // Every acked message is in the history, in one gapless order.
+    let h = history(&mut b, &lobby).await;
+    let seqs: Vec<u64> = h.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=h.len() as u64).collect::<Vec<_>>());
+    assert!(h.iter().any(|(_, i)| json!(i) == id));
+}
+
+// ---------------------------------------------------------------------------
+// (b) Redis restarts (AOF, fsync always) under senders on two nodes
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_loses_no_acked_message() {
+    let mut redis = DurableRedis::start().await;
+    let (n0, n1) = two_nodes(&redis.url(), None).await;
+    let lobby = format!("aof-{}", support::unique());
+    let mut s0 = user_at(&n0, "s0").await;
+    let mut s1 = user_at(&n1, "s1").await;
+    let mut near = user_at(&n0, "near").await;
+    let mut far = user_at(&n1, "far").await;
+    for c in [&mut s0, &mut s1, &mut near, &mut far] {
+        join_lobby(c, &lobby).await;
+    }
+    let run_for = Duration::from_secs(9);
+    let sender = |mut c: WsClient, tag: &'static str| {
+        let lobby = lobby.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let (mut acked, mut failed) = (Vec::new(), 0u32);
+            let mut i = 0;
+            while started.elapsed() < run_for {
+                i += 1;
+                let r = c
+                    .request_within(
+                        "send_message",
+                        json!({"lobby": {"id": lobby}, "content": format!("{tag}-{i}")}),
+                        Duration::from_secs(10),
+                    )
+                    .await;
+                if r.is_ok() {
+                    let m = r.ok();
+                    acked.push(m["message"]["id"].as_str().unwrap().to_string());
+                } else {
+                    r.err("unavailable");
+                    failed += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (c, acked, failed)
+        })
+    };
+    let t0 = sender(s0, "n0");
+    let t1 = sender(s1, "n1");
+    // Members keep reading while the senders run.
+    let reader = |mut c: WsClient| {
+        tokio::spawn(async move {
+            let got =
+                collect_messages(&mut c, Duration::from_secs(8), Duration::from_secs(40)).await;
+            (c, got)
+        })
+    };
+    let r_near = reader(near);
+    let r_far = reader(far);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    redis.spawn().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    redis.kill();
+    redis.spawn().await;
+    let (_s0, acked0, failed0) = t0.await.unwrap();
+    let (_s1, acked1, failed1) = t1.await.unwrap();
+    let (mut near, got_near) = r_near.await.unwrap();
+    let (_far, got_far) = r_far.await.unwrap();
+    assert!(
+        failed0 + failed1 > 0,
+        "the restarts were not noticed: no request failed"
+    );
+    assert!(
+        acked0.len() > 10 && acked1.len() > 10,
+        "too few acked messages"
+    );
+
+    let h = history(&mut near, &lobby).await;
+    let seqs: Vec<u64> = h.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        seqs,
+        (1..=h.len() as u64).collect::<Vec<_>>(),
+        "history seqs are gapless"
+    );
+    let in_history: std::collections::HashSet<&String> = h.iter().map(|(_, i)| i).collect();
+    for id in acked0.iter().chain(&acked1) {
+        assert!(
+            in_history.contains(id),
+            "acked message {id} is not in the history"
+        );
+    }
+    // Members that stayed connected got the whole history once, in order.
+    for (name, got) in [("near", &got_near), ("far", &got_far)] {
+        assert_eq!(
+            got,
+            &h,
+            "{name} did not receive every message exactly once in seq order \
+             ({} received, {} in history, acked {}+{}, failed {failed0}+{failed1})",
+            got.len(),
+            h.len(),
+            acked0.len(),
+            acked1.len()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// (c) A node is SIGKILLed under traffic
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_node_is_cleaned_up_while_the_other_serves() {
+    const TTL_MS: u64 = 1500;
+    let redis = support::RedisServer::start().await;
+    let port = redis.port();
+    let (n0, mut n1) = two_nodes(&redis.url(), Some(TTL_MS)).await;
+    let dead = {
+        // The node id is in the gateway's registration; read it from Redis.
+        let members = redis_command(port, &["SMEMBERS", "lobbyd:nodes"]).await;
+        members
+            .split("\r\n")
+            .find(|l| l.starts_with("f1-"))
+            .unwrap_or_else(|| panic!("node 1 not registered: {members}"))
+            .to_string()
+    };
+    let lobby = format!("kill-{}", support::unique());
+    let mut sender = user_at(&n0, "sender").await;
+    let mut watcher = user_at(&n0, "watcher").await;
+    let mut victim = user_at(&n1, "victim").await;
+    let victim_id = victim.id().to_string();
+    // A second user of the dead node, with two connections there.
+    let mut victim2 = user_at(&n1, "victim2").await;
+    let token2 = victim2.token().to_string();
+    let mut victim2b = WsClient::connect(&n1.ws_url()).await;
+    victim2b.login_token(&token2).await;
+    for c in [
+        &mut sender,
+        &mut watcher,
+        &mut victim,
+        &mut victim2,
+        &mut victim2b,
+    ] {
+        join_lobby(c, &lobby).await;
+    }
+    watcher.drain().await;
+    // Traffic on both nodes.
+    let traffic = {
+        let lobby = lobby.clone();
+        tokio::spawn(async move {
+            let mut acked = 0;
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(5) {
+                sender
+                    .request(
+                        "send_message",
+                        json!({"lobby": {"id": lobby}, "content": "tick"}),
+                    )
+                    .await
+                    .ok();
+                acked += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // Keep the connection: its close would be a `disconnect` too.
+            (sender, acked)
+        })
+    };
+    for i in 0..20 {
+        victim
+            .request(
+                "send_message",
+                json!({"lobby": {"id": lobby}, "content": format!("v{i}")}),
+            )
+            .await
+            .ok();
+    }
+    n1.kill();
+    let killed = Instant::now();
+    // Co-members get `disconnect` for both users of the dead node, within the TTL.
+    let mut gone = std::collections::HashSet::new();
+    let want: std::collections::HashSet<String> =
+        [victim_id.clone(), victim2.id().to_string()].into();
+    while gone != want {
+        let left = Duration::from_millis(TTL_MS + 1000).saturating_sub(killed.elapsed());
+        let ev = watcher
+            .try_expect_event_within("disconnect", left)
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "co-members got `disconnect` for {gone:?} of {want:?} within {:?}",
+                    killed.elapsed()
+                )
+            });
+        gone.insert(ev["user"]["id"].as_str().unwrap().to_string());
+    }
+    let disconnect_after = killed.elapsed();
+    // The surviving node served throughout.
+    let (_sender, acked) = traffic.await.expect("sender on the surviving node failed");
+    assert!(acked > 50, "only {acked} sends acked on the surviving node");
+    // Each user got exactly one `disconnect`.
+    watcher
+        .expect_no_event("disconnect", Duration::from_millis(500))
+        .await;
+    // Nothing of the dead node is left in Redis.
+    let keys = redis_command(port, &["KEYS", &format!("lobbyd:node:{dead}:*")]).await;
+    assert_eq!(keys, "*0\r\n", "keys left for dead node {dead}: {keys}");
+    let member = redis_command(port, &["SISMEMBER", "lobbyd:nodes", &dead]).await;
+    assert_eq!(member, ":0\r\n", "dead node {dead} still in lobbyd:nodes");
+    for u in &want {
+        let p = redis_command(
+            port,
+            &["HGET", &format!("lobbyd:{{u:{u}}}:presence"), &dead],
+        )
+        .await;
+        assert_eq!(p, "$-1\r\n", "presence of {u} still counts the dead node");
+    }
+    let all = redis_command(port, &["KEYS", &format!("*{dead}*")]).await;
+    assert_eq!(all, "*0\r\n", "keys naming the dead node: {all}");
+    println!("disconnect after {disconnect_after:?}");
+}
+
+// ---------------------------------------------------------------------------
+// (d) Slow consumers
+// ---------------------------------------------------------------------------
+
+/// A member that stops reading: a WebSocket over a socket with a tiny
+/// receive buffer, logged in and joined, then never polled again.
+async fn stalled_member(
+    gw: &Gateway,
+    lobby: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let stream = sock
+        .connect(format!("127.0.0.1:{}", gw.port()).parse().unwrap())
+        .await
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(gw.ws_url(), stream)
+        .await
+        .expect("handshake");
+    for (ack, frame) in [
+        json!({"event": "login", "data": {"username": "stalled"}, "ack": 1}),
+        json!({"event": "connect_lobby", "data": {"lobby": {"id": lobby, "visibility": true}}, "ack": 2}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        ws.send(Message::text(frame.to_string())).await.unwrap();
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
+                .await
+                .expect("reply")
+                .expect("open")
+                .expect("frame");
+            if let Message::Text(t) = m {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["ack"] == json!(ack + 1) {
+                    assert_ne!(v["event"], "error", "{v}");
+                    break;
+                }
+            }
+        }
+    }
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_consumers_are_closed_and_memory_stays_bounded() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    const MESSAGES: usize = 1500;
+    const STALLED: usize = 4;
+    const READERS: usize = 3;
+    let gw = Gateway::start(
+        GatewayOpts::default()
+            .arg("--max-outbound-frames")
+            .arg("64")
+            .arg("--rate-limit-per-s")
+            .arg("100000")
+            .arg("--rate-limit-burst")
+            .arg("100000"),
+    )
+    .await;
+    let pid = gw.pid().expect("pid");
+    let lobby = format!("slow-{}", support::unique());
+    let mut sender = user_at(&gw, "sender").await;
+    join_lobby(&mut sender, &lobby).await;
+    let mut readers = Vec::new();
+    for i in 0..READERS {
+        let mut r = user_at(&gw, &format!("reader{i}")).await;
+        join_lobby(&mut r, &lobby).await;
+        readers.push(r);
+    }
+    let mut stalled = Vec::new();
+    for _ in 0..STALLED {
+        stalled.push(stalled_member(&gw, &lobby).await);
+    }
+    sender.drain().await;
+    for r in &mut readers {
+        r.drain().await;
+    }
+    let rss_before = rss_kib(pid);
+    // The readers read all along.
+    let reader_tasks: Vec<_> = readers
+        .into_iter()
+        .map(|mut r| {
+            tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while seqs.len() < MESSAGES && Instant::now() < deadline {
+                    match r
+                        .try_expect_event_within("send_message", Duration::from_secs(10))
+                        .await
+                    {
+                        Some(ev) => seqs.push(ev["message"]["data"]["seq"].as_u64().unwrap()),
+                        None => break,
+                    }
+                }
+                (r, seqs)
+            })
+        })
+        .collect();
+    let content = "x".repeat(8000);
+    let mut peak = rss_before;
+    for i in 0..MESSAGES {
+        let ack = sender
+            .send_request(
+                "send_message",
+                json!({"lobby": {"id": lobby}, "content": content}),
+            )
+            .await;
+        // Keep a few requests in flight.
+        if i % 8 == 7 {
+            sender.wait_reply(ack, "send_message").await.ok();
+        }
+        if i % 100 == 0 {
+            peak = peak.max(rss_kib(pid));
+        }
+    }
+    // Readers got everything, in order.
+    for t in reader_tasks {
+        let (r, seqs) = t.await.unwrap();
+        assert_eq!(
+            seqs,
+            (1..=MESSAGES as u64).collect::<Vec<_>>(),
+            "a reading member missed messages while others stalled"
+        );
+        assert!(!r.is_closed());
+    }
+    peak = peak.max(rss_kib(pid));
+    // Each stalled member was closed: reading it now ends with a 1008 /
+    // 1013 close (or a dropped connection) long before all messages.
+    for mut ws in stalled {
+        let mut got = 0usize;
+        let mut code = None;
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let next =
+                tokio::time::timeout(end.saturating_duration_since(Instant::now()), ws.next())
+                    .await;
+            match next {
+                Err(_) => panic!("stalled member still open after reading {got} frames"),
+                Ok(Some(Ok(Message::Text(_)))) => got += 1,
+                Ok(Some(Ok(Message::Close(cf)))) => {
+                    code = cf.map(|f| u16::from(f.code));
+                    break;
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_))) | Ok(None) => break,
+            }
+        }
+        assert!(
+            got < MESSAGES,
+            "the stalled member was never cut off ({got} frames)"
+        );
+        if let Some(c) = code {
+            assert!(c == 1008 || c == 1013, "close code {c}");
+        }
+    }
+    let grew_mib = peak.saturating_sub(rss_before) / 1024;
+    // Unbounded queues would hold STALLED x MESSAGES x 8 KB = ~48 MB.
+    assert!(
+        grew_mib < 24,
+        "RSS grew {grew_mib} MiB ({rss_before} KiB -> peak {peak} KiB)"
+    );
+    println!("RSS {rss_before} KiB -> peak {peak} KiB");
+}
+
+// ---------------------------------------------------------------------------
+// Data loss in Redis (no persistence, or a failover to a lagging replica)
+// ---------------------------------------------------------------------------
+
+/// Redis comes back without its data (appendonly no, or a replica promoted
+/// before it had the last writes). Seqs of a lobby start again at 1 when
+/// the lobby is created again. A node whose members stayed connected must
+/// not take the new messages for duplicates of the old ones it delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lobby_recreated_after_redis_data_loss_is_delivered() {
+    let mut redis = support::RedisServer::start().await;
+    let (n0, n1) = two_nodes(&redis.url(), Some(2000)).await;
+    let lobby = format!("loss-{}", support::unique());
+    let mut a = user_at(&n0, "ann").await;
+    let mut b = user_at(&n1, "bob").await;
+    let mut near = user_at(&n0, "near").await;
+    for c in [&mut a, &mut b, &mut near] {
+        join_lobby(c, &lobby).await;
+    }
+    for i in 0..5 {
+        a.request(
+            "send_message",
+            json!({"lobby": {"id": lobby}, "content": format!("old{i}")}),
+        )
+        .await
+        .ok();
+    }
+    assert_eq!(
+        collect_messages(&mut b, Duration::from_millis(500), Duration::from_secs(5))
+            .await
+            .len(),
+        5
+    );
+    assert_eq!(
+        collect_messages(
+            &mut near,
+            Duration::from_millis(500),
+            Duration::from_secs(5)
+        )
+        .await
+        .len(),
+        5
+    );
+    redis.restart().await; // empty: every key is gone
+                           // The users log in again (their accounts are gone), the lobby is made again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let relogin = |gw: &Gateway, name: &'static str| {
+        let url = gw.ws_url();
+        async move {
+            loop {
+                let mut c = WsClient::connect(&url).await;
+                let r = c.request("login", json!({"username": name})).await;
+                if r.is_ok() {
+                    return c;
+                }
+                assert!(Instant::now() < deadline, "no service after the restart");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let mut a2 = relogin(&n0, "ann2").await;
+    let mut b2 = relogin(&n1, "bob2").await;
+    let mut near2 = relogin(&n0, "near2").await;
+    for c in [&mut a2, &mut b2, &mut near2] {
+        loop {
+            let r = c
+                .request(
+                    "connect_lobby",
+                    json!({"lobby": {"id": lobby, "visibility": true}}),
+                )
+                .await;
+            if r.is_ok() {
+                break;
+            }
+            r.err("unavailable");
+            assert!(Instant::now() < deadline, "cannot join after the restart");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    for i in 0..3 {
+        let m = a2
+            .request(
+                "send_message",
+                json!({"lobby": {"id": lobby}, "content": format!("new{i}")}),
+            )
+            .await
+            .ok();
+        assert_eq!(m["message"]["data"]["seq"], json!(i + 1));
+    }
+    for (name, c) in [("other node", &mut b2), ("same node", &mut near2)] {
+        let got = collect_messages(c, Duration::from_secs(2), Duration::from_secs(10)).await;
+        let seqs: Vec<u64> = got.iter().map(|(s, _)| *s).collect();
+        assert_eq!(
+            seqs,
+            vec![1, 2, 3],
+            "{name}: messages of the re-created lobby"
+        );
+    }
 }

@@ -535,6 +535,10 @@ impl Engine for MemoryEngine {
             .and_then(|l| l.by_id.get(id).map(|&i| l.messages[i].clone())))
     }
 
+    async fn last_seq(&self, lobby: &LobbyId) -> EngineResult<u64> {
+        Ok(self.state().lobbies.get(lobby).map_or(0, |l| l.messages.len() as u64))
+    }
+
     async fn messages_after(
         &self,
         lobby: &LobbyId,

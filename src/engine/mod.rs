@@ -208,6 +208,8 @@ pub trait Engine: Send + Sync + 'static {
     /// One message of a lobby (no access check; the node checks membership).
     async fn message(&self, lobby: &LobbyId, id: &MessageId)
         -> EngineResult<Option<MessageRecord>>;
+    /// The lobby's highest message seq (0: none).
+    async fn last_seq(&self, lobby: &LobbyId) -> EngineResult<u64>;
     /// Messages with seq greater than `after`, in seq order, at most `limit`.
     async fn messages_after(
         &self,

@@ -50,8 +50,11 @@ pub async fn run_dispatcher(node: Arc<Node>, mut events: mpsc::UnboundedReceiver
                     }
                 }
                 for (lobby, last) in node.hub.lobbies() {
-                    if last > 0 {
-                        node.catch_up(&lobby, last, u64::MAX).await;
+                    match node.engine.last_seq(&lobby).await {
+                        Ok(current) if current < last => node.hub.reset_seq(&lobby, current),
+                        Ok(_) if last > 0 => node.catch_up(&lobby, last, u64::MAX).await,
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, lobby = %lobby, "catch-up skipped"),
                     }
                 }
             }

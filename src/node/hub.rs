@@ -221,6 +221,15 @@ impl Hub {
             .collect()
     }
 
+    /// Forgets how far a lobby was delivered, setting it to `seq`: the
+    /// store's history restarted below it (data loss or failover to a
+    /// lagging replica), so later seqs are new messages, not duplicates.
+    pub fn reset_seq(&self, lobby: &LobbyId, seq: u64) {
+        if let Some(local) = self.read().lobbies.get(lobby) {
+            local.last_seq.store(seq, Ordering::Relaxed);
+        }
+    }
+
     /// Decides what to do with message `seq` of a lobby, recording it as
     /// delivered when it is the next one.
     pub fn check_seq(&self, lobby: &LobbyId, seq: u64) -> SeqCheck {

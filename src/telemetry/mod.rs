@@ -66,7 +66,13 @@ pub fn init(format: LogFormat) -> Telemetry {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // These crates trace whole frames (tokens included) at trace level:
     // cap them whatever the filter asks for.
-    for quiet in ["tungstenite=debug", "tokio_tungstenite=debug", "axum::extract::ws=debug", "hyper=debug", "h2=debug"] {
+    for quiet in [
+        "tungstenite=debug",
+        "tokio_tungstenite=debug",
+        "axum::extract::ws=debug",
+        "hyper=debug",
+        "h2=debug",
+    ] {
         filter = filter.add_directive(quiet.parse().expect("valid directive"));
     }
     let otlp = otlp_enabled();

@@ -5,6 +5,7 @@
 //! message; receivers record end-to-end latency.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,9 +71,16 @@ pub struct FanoutArgs {
     /// A name for this run in the output.
     #[arg(long)]
     pub label: Option<String>,
+    /// Also report, per second of the window (by send time), the number of
+    /// deliveries, the max latency and how many took over 10 ms.
+    #[arg(long)]
+    pub timeline: bool,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    pub json_out: Option<String>,
 }
 
 struct Ctx {
@@ -87,6 +95,8 @@ struct Ctx {
     lat_sched: Sharded,
     lat_ack: Sharded,
     send_lag: Sharded,
+    /// Per window second: [deliveries, max latency ns, deliveries > 10 ms].
+    timeline: Vec<[AtomicU64; 3]>,
 }
 
 impl Ctx {
@@ -129,6 +139,7 @@ fn in_win(p: &Plan, sched: u64) -> bool {
     sched >= p.win_start_ns && sched < p.win_end_ns
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn client_task(
     ctx: Arc<Ctx>,
     i: usize,
@@ -239,8 +250,19 @@ async fn client_task(
                             }
                         } else if in_win(&plan, sched_ns) {
                             out.delivered_win += 1;
-                            lat_send.record(now.saturating_sub(send_ns));
+                            let lat = now.saturating_sub(send_ns);
+                            lat_send.record(lat);
                             lat_sched.record(now.saturating_sub(sched_ns));
+                            if !ctx.timeline.is_empty() {
+                                let sec = ((sched_ns - plan.win_start_ns) / 1_000_000_000) as usize;
+                                if let Some(t) = ctx.timeline.get(sec) {
+                                    t[0].fetch_add(1, Ordering::Relaxed);
+                                    t[1].fetch_max(lat, Ordering::Relaxed);
+                                    if lat > 10_000_000 {
+                                        t[2].fetch_add(1, Ordering::Relaxed);
+                                    }
+                                }
+                            }
                         } else {
                             out.delivered_other += 1;
                         }
@@ -345,6 +367,9 @@ pub struct FanoutReport {
     pub server: Option<ProcReport>,
     pub redis: Option<ProcReport>,
     pub generator: ProcReport,
+    /// With --timeline: per window second, deliveries, max latency (ms),
+    /// deliveries over 10 ms.
+    pub timeline: Vec<(u64, f64, u64)>,
 }
 
 pub async fn run(a: FanoutArgs) -> i32 {
@@ -364,7 +389,8 @@ async fn run_inner(a: FanoutArgs) -> Result<(), String> {
     if a.lobbies > a.clients {
         return Err("need lobbies <= clients".into());
     }
-    if !(a.rate > 0.0) || !(a.duration > 0.0) || a.warmup < 0.0 {
+    let positive = |v: f64| v.is_finite() && v > 0.0;
+    if !positive(a.rate) || !positive(a.duration) || a.warmup.is_nan() || a.warmup < 0.0 {
         return Err("need rate > 0, duration > 0, warmup >= 0".into());
     }
     let targets: Vec<Target> = a
@@ -400,6 +426,13 @@ async fn run_inner(a: FanoutArgs) -> Result<(), String> {
         lat_sched: Sharded::new(),
         lat_ack: Sharded::new(),
         send_lag: Sharded::new(),
+        timeline: if a.timeline {
+            (0..a.duration.ceil() as usize)
+                .map(|_| Default::default())
+                .collect()
+        } else {
+            Vec::new()
+        },
     });
 
     let sem = Arc::new(Semaphore::new(a.connect_concurrency.max(1)));
@@ -549,9 +582,24 @@ async fn run_inner(a: FanoutArgs) -> Result<(), String> {
         rep.redis = Some(proc_report(&redis_pids, &r0, &r1, wall, rep.delivered));
     }
     rep.generator = proc_report(&self_pid, &g0, &g1, wall, rep.delivered);
+    rep.timeline = ctx
+        .timeline
+        .iter()
+        .map(|t| {
+            (
+                t[0].load(Ordering::Relaxed),
+                t[1].load(Ordering::Relaxed) as f64 / 1e6,
+                t[2].load(Ordering::Relaxed),
+            )
+        })
+        .collect();
 
+    let json = serde_json::to_string_pretty(&rep).expect("json");
+    if let Some(path) = &a.json_out {
+        std::fs::write(path, format!("{json}\n")).map_err(|e| format!("{path}: {e}"))?;
+    }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&rep).expect("json"));
+        println!("{json}");
     } else {
         print_table(&rep);
     }
@@ -638,4 +686,10 @@ fn print_table(r: &FanoutReport) {
         print_proc("redis", s);
     }
     print_proc("generator", &r.generator);
+    if !r.timeline.is_empty() {
+        println!("  timeline (window second: deliveries, max ms, over 10 ms)");
+        for (i, (n, max, slow)) in r.timeline.iter().enumerate() {
+            println!("    {i:>4}: {n:>8} {max:>9.3} {slow:>8}");
+        }
+    }
 }

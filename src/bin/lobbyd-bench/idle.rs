@@ -26,7 +26,8 @@ use crate::proto::{self, Proto};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct IdleArgs {
-    /// WebSocket URL of the one node under test.
+    /// WebSocket URL of the node under test (comma-separated for several
+    /// nodes: connection i goes to url i % n).
     #[arg(long)]
     pub url: String,
     #[arg(long, default_value_t = 10_000)]
@@ -56,8 +57,8 @@ pub struct IdleArgs {
     pub proto: Proto,
     #[arg(long)]
     pub run_id: Option<String>,
-    /// Connections being set up at once, per child.
-    #[arg(long, default_value_t = 128)]
+    /// Connections being set up at once, in total (split over the children).
+    #[arg(long, default_value_t = 256)]
     pub connect_concurrency: usize,
     #[arg(long, default_value_t = 60.0)]
     pub setup_timeout: f64,
@@ -65,6 +66,9 @@ pub struct IdleArgs {
     pub label: Option<String>,
     #[arg(long)]
     pub json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    pub json_out: Option<String>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -109,6 +113,7 @@ pub struct IdleReport {
     pub connected: u64,
     pub failed: u64,
     pub setup_errors: BTreeMap<String, u64>,
+    pub drop_reasons: BTreeMap<String, u64>,
     pub connect_s: f64,
     pub connects_per_s: f64,
     pub hold_s: f64,
@@ -144,8 +149,16 @@ fn cpu_sum(pids: &[String]) -> f64 {
 }
 
 async fn run_inner(a: IdleArgs) -> Result<(), String> {
-    let url = a.proto.url(&a.url);
-    Target::parse(&url)?;
+    let urls: Vec<String> = a
+        .url
+        .split(',')
+        .filter(|u| !u.is_empty())
+        .map(|u| a.proto.url(u))
+        .collect();
+    for u in &urls {
+        Target::parse(u)?;
+    }
+    let url = urls.join(",");
     if a.connections == 0 {
         return Err("need connections > 0".into());
     }
@@ -197,7 +210,10 @@ async fn run_inner(a: IdleArgs) -> Result<(), String> {
             .args(["--per-ip", &a.per_ip.to_string()])
             .args(["--proto", proto_name(a.proto)])
             .args(["--run-id", &run_id])
-            .args(["--connect-concurrency", &a.connect_concurrency.to_string()])
+            .args([
+                "--connect-concurrency",
+                &a.connect_concurrency.div_ceil(nproc).to_string(),
+            ])
             .args(["--setup-timeout", &a.setup_timeout.to_string()])
             .args(["--max-seconds", &max_seconds.to_string()])
             .stdin(std::process::Stdio::piped())
@@ -240,8 +256,8 @@ async fn run_inner(a: IdleArgs) -> Result<(), String> {
                 );
             }
             Some("ERR") => {
-                let msg = f[1..].join(" ");
-                *rep.setup_errors.entry(msg).or_default() += 1;
+                let (n, msg) = counted(&f[1..]);
+                *rep.setup_errors.entry(msg).or_default() += n;
             }
             Some("EOF") => {
                 ready[c] = true;
@@ -289,8 +305,8 @@ async fn run_inner(a: IdleArgs) -> Result<(), String> {
             }
             Some("EOF") => done[c] = true,
             Some("DROP") => {
-                let msg = format!("hold: {}", f[1..].join(" "));
-                *rep.setup_errors.entry(msg).or_default() += 1;
+                let (n, msg) = counted(&f[1..]);
+                *rep.drop_reasons.entry(msg).or_default() += n;
             }
             _ => {}
         }
@@ -307,12 +323,28 @@ async fn run_inner(a: IdleArgs) -> Result<(), String> {
         rep.rss_per_conn_bytes_end =
             Some((rep.server_rss_kib_end as f64 - rep.server_rss_kib_before as f64) * 1024.0 / n);
     }
+    let json = serde_json::to_string_pretty(&rep).expect("json");
+    if let Some(path) = &a.json_out {
+        std::fs::write(path, format!("{json}\n")).map_err(|e| format!("{path}: {e}"))?;
+    }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&rep).expect("json"));
+        println!("{json}");
     } else {
         print_table(&rep);
     }
     Ok(())
+}
+
+/// Parses `<n>x <message>` from a worker's ERR/DROP line.
+fn counted(f: &[&str]) -> (u64, String) {
+    match f
+        .first()
+        .and_then(|c| c.strip_suffix('x'))
+        .and_then(|c| c.parse().ok())
+    {
+        Some(n) => (n, f[1..].join(" ")),
+        None => (1, f.join(" ")),
+    }
 }
 
 fn proto_name(p: Proto) -> &'static str {
@@ -342,12 +374,15 @@ fn print_table(r: &IdleReport) {
         r.connected, r.failed, r.connect_s, r.connects_per_s
     );
     if !r.setup_errors.is_empty() {
-        println!("  errors       {:?}", r.setup_errors);
+        println!("  setup errors {:?}", r.setup_errors);
     }
     println!(
         "  hold         {:>10.0} s  alive at end {}  dropped {}  pings seen {}",
         r.hold_s, r.alive_at_end, r.dropped_during_hold, r.pings_seen
     );
+    if !r.drop_reasons.is_empty() {
+        println!("  dropped      {:?}", r.drop_reasons);
+    }
     if !r.server_pids.is_empty() {
         println!(
             "  server rss   before {:.1} MiB  connected {:.1} MiB  end {:.1} MiB  peak {:.1} MiB",
@@ -372,8 +407,7 @@ fn print_table(r: &IdleReport) {
 // ---------------------------------------------------------------- worker
 
 pub async fn worker(a: WorkerArgs) -> i32 {
-    let url = a.url.clone();
-    let target = match Target::parse(&url) {
+    let targets: Vec<Target> = match a.url.split(',').map(Target::parse).collect() {
         Ok(t) => t,
         Err(e) => {
             println!("ERR {e}");
@@ -401,7 +435,7 @@ pub async fn worker(a: WorkerArgs) -> i32 {
         let src = net::source_ip(i, a.total, a.spread_above, a.per_ip);
         let lobby = format!("bench-idle-{}-{}", a.run_id, i % a.lobbies);
         let (target, sem, ready_tx, mut stop_rx, pings, dropped, drop_tx) = (
-            target.clone(),
+            targets[i % targets.len()].clone(),
             sem.clone(),
             ready_tx.clone(),
             stop_rx.clone(),

@@ -24,6 +24,11 @@ pub fn presence(id: &UserId) -> String {
     format!("{P}{{u:{id}}}:presence")
 }
 
+/// A lobby's last message seq (INCR counter).
+pub fn seq(id: &LobbyId) -> String {
+    format!("{P}{{l:{id}}}:seq")
+}
+
 /// A lobby's messages: message id -> JSON record without receipts.
 pub fn msgs(id: &LobbyId) -> String {
     format!("{P}{{l:{id}}}:msgs")

@@ -402,6 +402,11 @@ impl Engine for RedisEngine {
         decode::message_triple(v)
     }
 
+    async fn last_seq(&self, lobby: &LobbyId) -> EngineResult<u64> {
+        let v: Option<u64> = self.store.query(redis::cmd("GET").arg(keys::seq(lobby))).await?;
+        Ok(v.unwrap_or(0))
+    }
+
     async fn messages_after(
         &self,
         lobby: &LobbyId,

@@ -342,9 +342,9 @@ pub(super) async fn action(
                 .await?;
             // A new token opens the lobby to the caller that set it.
             let view_token = new_token.as_deref().or(t);
-            let info = lobby_view(node, s, id, view_token)
-                .await?
-                .ok_or_else(not_found)?;
+            // The change is made; a caller that gave its access away
+            // (setOwner) sees `data: null`.
+            let info = lobby_view(node, s, id, view_token).await?.unwrap_or(Value::Null);
             (ObjectType::Lobbys, id.as_str(), info)
         }
         Target::User(id) => {

@@ -32,9 +32,11 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function k_alive(n) return P .. 'node:' .. n .. ':alive' end
--- Left by a reaper: the node was declared dead and its users' `disconnect`
--- published, so if it comes back its resync publishes `login` again.
-local function k_reaped(n) return P .. 'node:' .. n .. ':reaped' end
+-- Nodes a reaper declared dead (score: when), their users' `disconnect`
+-- published: if one comes back, its resync publishes `login` again. Kept
+-- ten minutes; a node paused longer than that comes back quietly.
+local K_REAPED = P .. 'presence:reaped'
+local REAPED_KEEP_MS = 600000
 local function k_conns(n) return P .. 'node:' .. n .. ':conns' end
 local CH_USERS = P .. 'users'
 local function ch_lobby(id) return P .. 'lobby:' .. id end

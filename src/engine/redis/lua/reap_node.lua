@@ -18,7 +18,11 @@ for _, uid in ipairs(users) do
     gone = gone + 1
   end
 end
-if force ~= '1' and #users > 0 then redis.call('SET', k_reaped(node), '1', 'PX', 86400000) end
+if force ~= '1' and #users > 0 then
+  local now = now_ms()
+  redis.call('ZADD', K_REAPED, now, node)
+  redis.call('ZREMRANGEBYSCORE', K_REAPED, '-inf', now - REAPED_KEEP_MS)
+end
 redis.call('DEL', k_conns(node))
 redis.call('SREM', K_NODES, node)
 if force == '1' then redis.call('DEL', k_alive(node)) end

@@ -6,7 +6,7 @@
 local node, ttl = ARGV[1], ARGV[2]
 -- Users come back with `login` only if a reaper told co-members they had
 -- gone; after Redis lost its data nobody was told, so they come back quietly.
-local announce = redis.call('DEL', k_reaped(node)) == 1
+local announce = redis.call('ZREM', K_REAPED, node) == 1
 local want = {}
 for i = 3, #ARGV, 2 do want[ARGV[i]] = ARGV[i + 1] end
 for _, uid in ipairs(redis.call('HKEYS', k_conns(node))) do
