@@ -29,6 +29,10 @@ pub struct Config {
     /// Frames queued for one connection before it counts as a slow
     /// consumer and is closed with 1008 (1024).
     pub max_outbound_frames: usize,
+    /// How long a connection's writer waits for more frames before it
+    /// writes, in µs (0: write at once). Fewer writes per delivery for up
+    /// to this much added latency; see docs/benchmarks.md.
+    pub write_linger_us: u64,
     /// Sustained requests per second per connection (100).
     pub rate_limit_per_s: u32,
     /// Burst of requests per connection (200).
@@ -77,6 +81,7 @@ impl Default for Config {
             ping_interval_ms: 25_000,
             ping_timeout_ms: 20_000,
             max_outbound_frames: 1024,
+            write_linger_us: 0,
             rate_limit_per_s: 100,
             rate_limit_burst: 200,
             max_connections: 100_000,
@@ -161,6 +166,9 @@ impl Config {
         }
         if self.max_outbound_frames < 16 {
             return bad("max_outbound_frames", "must be at least 16");
+        }
+        if self.write_linger_us > 100_000 {
+            return bad("write_linger_us", "must be at most 100000");
         }
         if self.max_connections == 0 {
             return bad("max_connections", "must be at least 1");

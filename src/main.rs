@@ -37,6 +37,8 @@ struct Args {
     #[arg(long)]
     rate_limit_burst: Option<u32>,
     #[arg(long)]
+    write_linger_us: Option<u64>,
+    #[arg(long)]
     max_connections: Option<usize>,
     /// Comma-separated allowed browser origins.
     #[arg(long)]
@@ -99,6 +101,10 @@ impl Args {
         put(
             "rate_limit_burst",
             self.rate_limit_burst.map(|v| v.to_string()),
+        );
+        put(
+            "write_linger_us",
+            self.write_linger_us.map(|v| v.to_string()),
         );
         put("serve_page", self.serve_page.map(|v| v.to_string()));
         put(

@@ -43,11 +43,12 @@ pub async fn upgrade(
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
     }
     let max = app.node.config.max_frame_bytes;
-    // Small buffers: tungstenite's defaults cost 128 KiB per connection.
+    // A small read buffer: tungstenite's default costs 128 KiB per
+    // connection. (Its write buffer is a threshold that grows on demand, so
+    // the default lets a busy connection's queued frames go out in one write.)
     ws.max_message_size(max)
         .max_frame_size(max)
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        .read_buffer_size(1024)
         .on_upgrade(move |socket| async move {
             let tracker = app.connections.clone();
             tracker.track_future(serve(app, socket)).await
@@ -183,7 +184,9 @@ async fn read_loop(
                 let e = ProtocolError::new(ErrorCode::RateLimited, "too many requests");
                 OutFrame::error(&e, Some(&frame.event), frame.ack)
             }
-            Ok(frame) => node.handle(session, frame).await,
+            // Boxed: an idle connection's task stays small; the state of a
+            // request lives only while it runs.
+            Ok(frame) => Box::pin(node.handle(session, frame)).await,
         };
         outbox.send(reply);
     }
@@ -198,6 +201,7 @@ async fn write_loop(
 ) {
     let interval = Duration::from_millis(node.config.ping_interval_ms);
     let timeout = Duration::from_millis(node.config.ping_timeout_ms);
+    let linger = Duration::from_micros(node.config.write_linger_us);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     let mut ping_sent: Option<(tokio::time::Instant, u64)> = None;
     let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
@@ -208,12 +212,25 @@ async fn write_loop(
             _ = out.closer.cancelled() => break None,
             f = out.rx.recv() => {
                 let Some(f) = f else { break None };
-                // Feed everything queued, then flush once.
+                // Feed everything queued, then flush once: one write for
+                // many frames when the connection is busy.
                 let mut ok = sink.feed(Message::Text(f.0)).await.is_ok();
                 while ok {
                     match out.rx.try_recv() {
                         Ok(f) => ok = sink.feed(Message::Text(f.0)).await.is_ok(),
                         Err(_) => break,
+                    }
+                }
+                // With a linger, also take what arrives in that window:
+                // fewer writes (the main cost per delivery) for a bounded
+                // delay.
+                if !linger.is_zero() {
+                    let until = tokio::time::Instant::now() + linger;
+                    while ok {
+                        match tokio::time::timeout_at(until, out.rx.recv()).await {
+                            Ok(Some(f)) => ok = sink.feed(Message::Text(f.0)).await.is_ok(),
+                            _ => break,
+                        }
                     }
                 }
                 if !ok || sink.flush().await.is_err() {
