@@ -233,3 +233,42 @@ async fn metrics_endpoint_counts_requests() {
         .and_then(|v| v.parse::<f64>().ok());
     assert_eq!(after, Some(2.0), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_trace_and_span_ids() {
+    let (endpoint, _received) = receiver().await;
+    let mut opts = GatewayOpts::default();
+    opts.env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint),
+        ("LOBBYD_LOG_FORMAT".into(), "json".into()),
+        ("RUST_LOG".into(), "info".into()),
+    ];
+    let node = Gateway::start(opts).await;
+    let mut a = WsClient::connect(&node.ws_url()).await;
+    let (_, token) = a.login("ann").await;
+    a.request("no_such_event", json!({}))
+        .await
+        .err("unknown_event");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = std::fs::read_to_string(node.log_path()).unwrap_or_default();
+        assert!(!log.contains(&token), "a token was logged");
+        let refused = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["fields"]["message"] == "request refused");
+        if let Some(line) = refused {
+            let trace = line["span"]["trace_id"].as_str().unwrap_or_default();
+            let span = line["span"]["span_id"].as_str().unwrap_or_default();
+            assert_eq!(trace.len(), 32, "{line}");
+            assert_eq!(span.len(), 16, "{line}");
+            assert_eq!(line["span"]["event"], "other", "{line}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no JSON `request refused` line in:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -76,7 +76,10 @@ impl Node {
             lobby = tracing::field::Empty,
             outcome = tracing::field::Empty,
             error_code = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
         );
+        crate::telemetry::record_ids(&span);
         if let Some(u) = &session.login.user {
             span.record("user", u.as_str());
         }

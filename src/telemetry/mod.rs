@@ -195,6 +195,22 @@ pub fn current_traceparent() -> Option<String> {
     carrier.0.remove("traceparent")
 }
 
+/// Records the OpenTelemetry trace and span ids on `span` (fields
+/// `trace_id`, `span_id`), so JSON log lines inside it carry them. Only
+/// when spans are exported: otherwise there are no ids to correlate.
+pub fn record_ids(span: &tracing::Span) {
+    use opentelemetry::trace::TraceContextExt;
+    if !TRACING_EXPORTED.get().copied().unwrap_or(false) {
+        return;
+    }
+    let cx = span.context();
+    let sc = cx.span().span_context().clone();
+    if sc.is_valid() {
+        span.record("trace_id", tracing::field::display(sc.trace_id()));
+        span.record("span_id", tracing::field::display(sc.span_id()));
+    }
+}
+
 /// Makes `span` a child of the remote `traceparent` (a delivery span
 /// linked to the request on the committing node).
 pub fn set_remote_parent(span: &tracing::Span, traceparent: &str) {
