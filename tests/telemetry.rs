@@ -15,7 +15,6 @@ use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{Gateway, GatewayOpts, RedisServer, WsClient};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Default)]
 struct Received {
@@ -84,18 +83,6 @@ fn metric_names(r: &Received) -> Vec<String> {
         .flat_map(|sm| sm.metrics)
         .map(|m| m.name)
         .collect()
-}
-
-async fn http_get(port: u16, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +191,7 @@ async fn metrics_endpoint_counts_requests() {
     a.login("ann").await;
     a.request("connect_lobby", json!({"lobby": {}})).await.ok();
     a.request("nope", json!({})).await.err("unknown_event");
-    let text = http_get(node.port(), "/metrics").await;
+    let text = support::http_get(node.port(), "/metrics").await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("lobbyd_connections_open"), "{text}");
     let line = |event: &str, outcome: &str| {
@@ -221,7 +208,7 @@ async fn metrics_endpoint_counts_requests() {
     assert_eq!(line("connect_lobby", "ok"), Some(1.0), "{text}");
     assert_eq!(line("other", "unknown_event"), Some(1.0), "{text}");
     a.request("connect_lobby", json!({"lobby": {}})).await.ok();
-    let text = http_get(node.port(), "/metrics").await;
+    let text = support::http_get(node.port(), "/metrics").await;
     let after = text
         .lines()
         .find(|l| {

@@ -334,6 +334,22 @@ impl Drop for Gateway {
 }
 
 /// Status code of a raw HTTP/1.1 GET, or None if nothing sensible came back.
+/// `GET path` on a loopback port: the whole response (status line,
+/// headers, body) as text.
+pub async fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write request");
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+        .await
+        .expect("response within 5 s")
+        .expect("read response");
+    out
+}
+
 pub async fn http_status(port: u16, path: &str) -> Option<u16> {
     let attempt = async {
         let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
