@@ -30,6 +30,7 @@ pub mod server;
 pub mod telemetry;
 pub mod transport;
 
+use axum::serve::ListenerExt;
 use config::Config;
 use engine::{Engine, EngineError};
 use node::extension::{EventContext, EventHandler, Extensions};
@@ -39,7 +40,6 @@ use serde_json::{Map, Value};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

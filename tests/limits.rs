@@ -127,12 +127,24 @@ async fn write_linger_holds_frames_for_the_window() {
     let mut b = WsClient::connect(&node.ws_url()).await;
     a.login("ann").await;
     b.login("bob").await;
-    a.request("connect_lobby", json!({"lobby": {"id": "linger", "visibility": true}})).await.ok();
-    b.request("connect_lobby", json!({"lobby": {"id": "linger"}})).await.ok();
+    a.request(
+        "connect_lobby",
+        json!({"lobby": {"id": "linger", "visibility": true}}),
+    )
+    .await
+    .ok();
+    b.request("connect_lobby", json!({"lobby": {"id": "linger"}}))
+        .await
+        .ok();
     a.drain().await;
     let sent = std::time::Instant::now();
-    a.request("typing_message", json!({"lobby": {"id": "linger"}})).await.ok();
+    a.request("typing_message", json!({"lobby": {"id": "linger"}}))
+        .await
+        .ok();
     b.expect_event("typing_message").await;
     let waited = sent.elapsed();
-    assert!(waited >= std::time::Duration::from_millis(60), "delivered after {waited:?}, before the linger");
+    assert!(
+        waited >= std::time::Duration::from_millis(60),
+        "delivered after {waited:?}, before the linger"
+    );
 }

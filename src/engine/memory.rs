@@ -536,7 +536,11 @@ impl Engine for MemoryEngine {
     }
 
     async fn last_seq(&self, lobby: &LobbyId) -> EngineResult<u64> {
-        Ok(self.state().lobbies.get(lobby).map_or(0, |l| l.messages.len() as u64))
+        Ok(self
+            .state()
+            .lobbies
+            .get(lobby)
+            .map_or(0, |l| l.messages.len() as u64))
     }
 
     async fn messages_after(

@@ -65,15 +65,17 @@ pub fn init(format: LogFormat) -> Telemetry {
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // These crates trace whole frames (tokens included) at trace level:
-    // cap them whatever the filter asks for.
-    for quiet in [
-        "tungstenite=debug",
-        "tokio_tungstenite=debug",
-        "axum::extract::ws=debug",
-        "hyper=debug",
-        "h2=debug",
-    ] {
-        filter = filter.add_directive(quiet.parse().expect("valid directive"));
+    // when the filter would let trace through, cap them at info.
+    if filter.max_level_hint() == Some(tracing_subscriber::filter::LevelFilter::TRACE) {
+        for quiet in [
+            "tungstenite=info",
+            "tokio_tungstenite=info",
+            "axum::extract::ws=info",
+            "hyper=info",
+            "h2=info",
+        ] {
+            filter = filter.add_directive(quiet.parse().expect("valid directive"));
+        }
     }
     let otlp = otlp_enabled();
     let _ = TRACING_EXPORTED.set(otlp);

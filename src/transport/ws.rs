@@ -238,6 +238,10 @@ async fn write_loop(
                 }
             }
             _ = ping.tick() => {
+                // An answered ping no longer holds back the next one.
+                if ping_sent.is_some_and(|(_, ms)| last_pong.load(Ordering::Relaxed) >= ms.max(1)) {
+                    ping_sent = None;
+                }
                 if ping_sent.is_none() {
                     let at = millis_since(epoch);
                     ping_sent = Some((tokio::time::Instant::now(), at));

@@ -50,6 +50,15 @@ pub fn ws_config() -> WebSocketConfig {
 pub async fn connect(target: &Target, src: Option<Ipv4Addr>) -> Result<Ws, String> {
     let sock = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
     if let Some(ip) = src {
+        // Without IP_BIND_ADDRESS_NO_PORT, bind(ip, 0) reserves an
+        // ephemeral port number for good, and connect() from any other
+        // socket on the box (the gateway's own Redis connections included)
+        // skips every reserved number: 100k spread connections exhaust the
+        // range for everyone. With it, the port is chosen at connect time
+        // and only the 4-tuple must be unique.
+        use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
+        setsockopt(&sock, IpBindAddressNoPort, &true)
+            .map_err(|e| format!("IP_BIND_ADDRESS_NO_PORT: {e}"))?;
         sock.bind(SocketAddr::V4(SocketAddrV4::new(ip, 0)))
             .map_err(|e| format!("bind {ip}: {e}"))?;
     }

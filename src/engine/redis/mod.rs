@@ -403,7 +403,10 @@ impl Engine for RedisEngine {
     }
 
     async fn last_seq(&self, lobby: &LobbyId) -> EngineResult<u64> {
-        let v: Option<u64> = self.store.query(redis::cmd("GET").arg(keys::seq(lobby))).await?;
+        let v: Option<u64> = self
+            .store
+            .query(redis::cmd("GET").arg(keys::seq(lobby)))
+            .await?;
         Ok(v.unwrap_or(0))
     }
 

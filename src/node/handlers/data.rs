@@ -344,7 +344,9 @@ pub(super) async fn action(
             let view_token = new_token.as_deref().or(t);
             // The change is made; a caller that gave its access away
             // (setOwner) sees `data: null`.
-            let info = lobby_view(node, s, id, view_token).await?.unwrap_or(Value::Null);
+            let info = lobby_view(node, s, id, view_token)
+                .await?
+                .unwrap_or(Value::Null);
             (ObjectType::Lobbys, id.as_str(), info)
         }
         Target::User(id) => {
