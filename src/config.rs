@@ -29,6 +29,9 @@ pub struct Config {
     /// Frames queued for one connection before it counts as a slow
     /// consumer and is closed with 1008 (1024).
     pub max_outbound_frames: usize,
+    /// Bytes queued for one connection before it counts as a slow
+    /// consumer and is closed with 1008 (1048576).
+    pub max_outbound_bytes: usize,
     /// How long a connection's writer waits for more frames before it
     /// writes, in µs (0: write at once). Fewer writes per delivery for up
     /// to this much added latency; see docs/benchmarks.md.
@@ -81,6 +84,7 @@ impl Default for Config {
             ping_interval_ms: 25_000,
             ping_timeout_ms: 20_000,
             max_outbound_frames: 1024,
+            max_outbound_bytes: 1 << 20,
             write_linger_us: 0,
             rate_limit_per_s: 100,
             rate_limit_burst: 200,
@@ -166,6 +170,12 @@ impl Config {
         }
         if self.max_outbound_frames < 16 {
             return bad("max_outbound_frames", "must be at least 16");
+        }
+        if self.max_outbound_bytes < 2 * self.max_frame_bytes {
+            return bad(
+                "max_outbound_bytes",
+                "must be at least twice max_frame_bytes",
+            );
         }
         if self.write_linger_us > 100_000 {
             return bad("write_linger_us", "must be at most 100000");

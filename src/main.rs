@@ -37,6 +37,8 @@ struct Args {
     #[arg(long)]
     rate_limit_burst: Option<u32>,
     #[arg(long)]
+    max_outbound_bytes: Option<usize>,
+    #[arg(long)]
     write_linger_us: Option<u64>,
     #[arg(long)]
     max_connections: Option<usize>,
@@ -101,6 +103,10 @@ impl Args {
         put(
             "rate_limit_burst",
             self.rate_limit_burst.map(|v| v.to_string()),
+        );
+        put(
+            "max_outbound_bytes",
+            self.max_outbound_bytes.map(|v| v.to_string()),
         );
         put(
             "write_linger_us",

@@ -2,7 +2,7 @@
 
 use crate::domain::{Origin, UserId};
 use crate::protocol::OutFrame;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -32,16 +32,39 @@ struct Shared {
     close_code: AtomicU16,
     /// Set by `logout everywhere`: the close counts as a logout.
     kicked: AtomicBool,
+    /// Bytes of the frames waiting in the queue.
+    queued_bytes: AtomicUsize,
+    /// Bound on `queued_bytes`: large frames fill memory long before the
+    /// frame count bound.
+    max_bytes: usize,
 }
 
 /// The receiving half, owned by the connection's writer.
 pub struct OutboxReceiver {
-    pub rx: mpsc::Receiver<OutFrame>,
+    rx: mpsc::Receiver<OutFrame>,
     pub closer: CancellationToken,
     shared: Arc<Shared>,
 }
 
 impl OutboxReceiver {
+    /// The next frame; None once every sender is gone.
+    pub async fn recv(&mut self) -> Option<OutFrame> {
+        let f = self.rx.recv().await?;
+        self.shared
+            .queued_bytes
+            .fetch_sub(f.0.len(), Ordering::Relaxed);
+        Some(f)
+    }
+
+    /// A frame already queued, if any.
+    pub fn try_recv(&mut self) -> Option<OutFrame> {
+        let f = self.rx.try_recv().ok()?;
+        self.shared
+            .queued_bytes
+            .fetch_sub(f.0.len(), Ordering::Relaxed);
+        Some(f)
+    }
+
     /// The close code asked for.
     pub fn code(&self) -> u16 {
         self.shared.close_code.load(Ordering::Relaxed)
@@ -57,14 +80,16 @@ impl OutboxReceiver {
 }
 
 impl Outbox {
-    /// A queue of `capacity` frames.
-    pub fn new(capacity: usize) -> (Self, OutboxReceiver) {
+    /// A queue of at most `capacity` frames and `max_bytes` bytes.
+    pub fn new(capacity: usize, max_bytes: usize) -> (Self, OutboxReceiver) {
         let (tx, rx) = mpsc::channel(capacity);
         let closer = CancellationToken::new();
         let shared = Arc::new(Shared {
             closer: closer.clone(),
             close_code: AtomicU16::new(CLOSE_NORMAL),
             kicked: AtomicBool::new(false),
+            queued_bytes: AtomicUsize::new(0),
+            max_bytes,
         });
         (
             Self {
@@ -77,12 +102,25 @@ impl Outbox {
 
     #[cfg(test)]
     pub fn for_test() -> (Self, OutboxReceiver) {
-        Self::new(16)
+        Self::new(16, 1 << 20)
     }
 
     /// Queues a frame; a full queue closes the connection as a slow consumer.
     pub fn send(&self, frame: OutFrame) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(frame) {
+        let len = frame.0.len();
+        let queued = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
+        let refused = if queued > self.shared.max_bytes {
+            Some(true)
+        } else {
+            match self.tx.try_send(frame) {
+                Ok(()) => None,
+                Err(mpsc::error::TrySendError::Full(_)) => Some(true),
+                Err(mpsc::error::TrySendError::Closed(_)) => Some(false),
+            }
+        };
+        let Some(slow) = refused else { return };
+        self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+        if slow {
             if !self.shared.closer.is_cancelled() {
                 crate::telemetry::metrics::metrics()
                     .slow_consumers
@@ -146,5 +184,40 @@ impl Session {
     /// The logged-in user; handlers run only after login.
     pub fn user(&self) -> &UserId {
         self.login.user.as_ref().expect("handlers run after login")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: usize) -> OutFrame {
+        OutFrame(axum::extract::ws::Utf8Bytes::from("x".repeat(n)))
+    }
+
+    #[tokio::test]
+    async fn byte_bound_closes_a_slow_consumer_and_reading_frees_room() {
+        let (outbox, mut rx) = Outbox::new(100, 1000);
+        outbox.send(frame(400));
+        outbox.send(frame(400));
+        assert!(!rx.closer.is_cancelled());
+        // Reading one frees its bytes.
+        assert_eq!(rx.recv().await.map(|f| f.0.len()), Some(400));
+        outbox.send(frame(400));
+        assert!(!rx.closer.is_cancelled());
+        // Over 1000 queued bytes: closed as a slow consumer.
+        outbox.send(frame(400));
+        assert!(rx.closer.is_cancelled());
+        assert_eq!(rx.code(), CLOSE_SLOW_CONSUMER);
+    }
+
+    #[tokio::test]
+    async fn frame_bound_closes_a_slow_consumer() {
+        let (outbox, rx) = Outbox::new(2, 1 << 20);
+        outbox.send(frame(1));
+        outbox.send(frame(1));
+        assert!(!rx.closer.is_cancelled());
+        outbox.send(frame(1));
+        assert_eq!(rx.code(), CLOSE_SLOW_CONSUMER);
     }
 }

@@ -93,7 +93,10 @@ fn millis_since(start: Instant) -> u64 {
 
 async fn serve(app: AppState, socket: WebSocket) {
     let node = app.node.clone();
-    let (outbox, out_rx) = Outbox::new(node.config.max_outbound_frames);
+    let (outbox, out_rx) = Outbox::new(
+        node.config.max_outbound_frames,
+        node.config.max_outbound_bytes,
+    );
     let mut session = node.open_session(outbox.clone());
     tracing::info!(conn = session.id, "connection opened");
     let gauge = &crate::telemetry::metrics::metrics().connections_open;
@@ -205,20 +208,21 @@ async fn write_loop(
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     let mut ping_sent: Option<(tokio::time::Instant, u64)> = None;
     let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+    let closer = out.closer.clone();
     let code = loop {
         let deadline = ping_sent.map(|(at, _)| at + timeout).unwrap_or(far);
         tokio::select! {
             biased;
-            _ = out.closer.cancelled() => break None,
-            f = out.rx.recv() => {
+            _ = closer.cancelled() => break None,
+            f = out.recv() => {
                 let Some(f) = f else { break None };
                 // Feed everything queued, then flush once: one write for
                 // many frames when the connection is busy.
                 let mut ok = sink.feed(Message::Text(f.0)).await.is_ok();
                 while ok {
-                    match out.rx.try_recv() {
-                        Ok(f) => ok = sink.feed(Message::Text(f.0)).await.is_ok(),
-                        Err(_) => break,
+                    match out.try_recv() {
+                        Some(f) => ok = sink.feed(Message::Text(f.0)).await.is_ok(),
+                        None => break,
                     }
                 }
                 // With a linger, also take what arrives in that window:
@@ -227,7 +231,7 @@ async fn write_loop(
                 if !linger.is_zero() {
                     let until = tokio::time::Instant::now() + linger;
                     while ok {
-                        match tokio::time::timeout_at(until, out.rx.recv()).await {
+                        match tokio::time::timeout_at(until, out.recv()).await {
                             Ok(Some(f)) => ok = sink.feed(Message::Text(f.0)).await.is_ok(),
                             _ => break,
                         }
@@ -262,7 +266,7 @@ async fn write_loop(
         }
     };
     // Closing: write what is already queued (a kick's `logout`), then close.
-    while let Ok(f) = out.rx.try_recv() {
+    while let Some(f) = out.try_recv() {
         if sink.feed(Message::Text(f.0)).await.is_err() {
             break;
         }
