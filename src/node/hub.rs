@@ -252,11 +252,6 @@ impl Hub {
     pub fn local_users(&self) -> Vec<UserId> {
         self.read().users.keys().cloned().collect()
     }
-
-    /// Number of distinct logged-in users on this node.
-    pub fn user_count(&self) -> usize {
-        self.read().users.len()
-    }
 }
 
 /// Removes a user from a lobby set; true when the set became empty.

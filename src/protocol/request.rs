@@ -2,7 +2,7 @@
 //! handlers never see an ill-typed field.
 
 use super::error::{ErrorCode, ProtocolError};
-use crate::domain::{LobbyId, MessageId, ReceiptKind, UserId};
+use crate::domain::{LobbyId, MessageId, Permission, ReceiptKind, UserId};
 use serde_json::{Map, Value};
 
 /// Limits that decide whether a request is well-formed.
@@ -104,15 +104,20 @@ pub enum Action {
 impl Action {
     /// The wire name.
     pub fn name(&self) -> &'static str {
+        self.permission().as_str()
+    }
+
+    /// The permission the action needs (also its wire name).
+    pub fn permission(&self) -> Permission {
         match self {
-            Action::SetOwner(_) => "setOwner",
-            Action::SetToken(_) => "setToken",
-            Action::SetVisibility(_) => "setVisibility",
-            Action::AddUser(_) => "addUser",
-            Action::AddUsers(_) => "addUsers",
-            Action::DeleteUser(_) => "deleteUser",
-            Action::DeleteUsers(_) => "deleteUsers",
-            Action::Update(_) => "update",
+            Action::SetOwner(_) => Permission::SetOwner,
+            Action::SetToken(_) => Permission::SetToken,
+            Action::SetVisibility(_) => Permission::SetVisibility,
+            Action::AddUser(_) => Permission::AddUser,
+            Action::AddUsers(_) => Permission::AddUsers,
+            Action::DeleteUser(_) => Permission::DeleteUser,
+            Action::DeleteUsers(_) => Permission::DeleteUsers,
+            Action::Update(_) => Permission::Update,
         }
     }
 }
