@@ -4,7 +4,7 @@
 # target/release/lobbyd-bench, and the Socket.IO 4 + Redis adapter
 # comparison (bench/socketio). Everything it starts is killed on exit.
 #
-#   scripts/bench.sh                    # everything (~25 minutes)
+#   scripts/bench.sh                    # everything (~32 minutes)
 #   PARTS="fanout" scripts/bench.sh     # only workload A on lobbyd
 #
 # Parts (PARTS, space-separated, run in the order given; the idle parts
@@ -20,13 +20,18 @@
 #   profile   perf record of both lobbyd nodes during a workload-A run
 #   sweep     workload A at each rate in RATES on lobbyd (latency vs load)
 #   sweep-sio the same on Socket.IO (lobbyd-bench --proto socketio)
+#   stalled   slow consumers: 1 lobbyd node + 1 redis, STALL_CLIENTS readers
+#             at STALL_RATE msg/s, runs alternating without and with
+#             STALLED members that never read (lobbyd-bench --stalled), once
+#             per STALL_LOWATS value of tcp_notsent_lowat
 #
 # Settings (environment): CLIENTS LOBBIES SENDERS RATE PAYLOAD DURATION
 # WARMUP DRAIN (workload A: 1000 10 20 2000 100 20 5 3), REPEAT (runs of
 # workload A per server, 3), RATES ("250 500 1000"), IDLE_CONNS
 # ("50000 100000"), IDLE_HOLD (60), IDLE_MULTI (100000), SIO_IDLE (10000),
 # PROFILE_SECONDS (10), OUT (result directory, default target/bench/<time>),
-# LOBBYD_FLAGS (extra flags for every lobbyd node, e.g. "--write-linger-us
+# STALL_CLIENTS (500), STALL_RATE (500), STALLED (20), STALL_LOWATS ("16384
+# 0"), LOBBYD_FLAGS (extra flags for every lobbyd node, e.g. "--write-linger-us
 # 2000"), SKIP_BUILD=1, SKIP_NPM=1.
 #
 # File descriptors: the script raises the soft RLIMIT_NOFILE to the hard
@@ -43,7 +48,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 
-PARTS="${PARTS:-fanout socketio sweep sweep-sio profile idle idle-multi}"
+PARTS="${PARTS:-fanout socketio sweep sweep-sio profile stalled idle idle-multi}"
 RATES="${RATES:-250 500 1000}"
 CLIENTS="${CLIENTS:-1000}"
 LOBBIES="${LOBBIES:-10}"
@@ -60,6 +65,10 @@ IDLE_HOLD="${IDLE_HOLD:-60}"
 IDLE_MULTI="${IDLE_MULTI:-100000}"
 SIO_IDLE="${SIO_IDLE:-10000}"
 PROFILE_SECONDS="${PROFILE_SECONDS:-10}"
+STALL_CLIENTS="${STALL_CLIENTS:-500}"
+STALL_RATE="${STALL_RATE:-500}"
+STALLED="${STALLED:-20}"
+STALL_LOWATS="${STALL_LOWATS:-16384 0}"
 OUT="${OUT:-target/bench/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
@@ -369,6 +378,27 @@ part_sweep_sio() {
     stop_all
 }
 
+part_stalled() {
+    local lw i s p1 u1
+    for lw in $STALL_LOWATS; do
+        log "slow consumers: tcp_notsent_lowat=$lw, $STALL_CLIENTS readers, $STALL_RATE msg/s, without and with $STALLED stalled members, $REPEAT each"
+        start_redis "stalled-$lw"
+        start_lobbyd "st-$lw" --rate-limit-per-s 10000 --rate-limit-burst 20000 \
+            --tcp-notsent-lowat "$lw"
+        p1=$NODE_PID u1="ws://127.0.0.1:$NODE_PORT/ws"
+        for i in $(seq 1 "$REPEAT"); do
+            for s in 0 "$STALLED"; do
+                bounded 240 "$BENCH" fanout --urls "$u1" --clients "$STALL_CLIENTS" --lobbies 5 \
+                    --senders 10 --rate "$STALL_RATE" --payload "$PAYLOAD" --duration 15 \
+                    --warmup 3 --drain 2 --stalled "$s" --server-pids "$p1" \
+                    --redis-pids "$REDIS_PID" --label "lowat-$lw-stalled-$s-$i" \
+                    --json-out "$OUT/stalled-$lw-$s-$i.json" | tee -a "$OUT/summary.txt"
+            done
+        done
+        stop_all
+    done
+}
+
 for part in $PARTS; do
     case "$part" in
         fanout) part_fanout ;;
@@ -378,6 +408,7 @@ for part in $PARTS; do
         profile) part_profile ;;
         sweep) part_sweep ;;
         sweep-sio) part_sweep_sio ;;
+        stalled) part_stalled ;;
         *) echo "unknown part: $part" >&2; exit 2 ;;
     esac
 done

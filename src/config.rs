@@ -32,6 +32,12 @@ pub struct Config {
     /// Bytes queued for one connection before it counts as a slow
     /// consumer and is closed with 1008 (1048576).
     pub max_outbound_bytes: usize,
+    /// Unsent bytes the kernel may hold for one connection
+    /// (`TCP_NOTSENT_LOWAT`; 0: the kernel's default, unbounded up to the
+    /// send buffer) (16384). Beyond it the socket stops taking writes, so a
+    /// client that stops reading fills its own outbound queue and is cut
+    /// off, instead of the node copying megabytes into its kernel buffer.
+    pub tcp_notsent_lowat: u32,
     /// How long a connection's writer waits for more frames before it
     /// writes, in µs (0: write at once). Fewer writes per delivery for up
     /// to this much added latency; see docs/benchmarks.md.
@@ -85,6 +91,7 @@ impl Default for Config {
             ping_timeout_ms: 20_000,
             max_outbound_frames: 1024,
             max_outbound_bytes: 1 << 20,
+            tcp_notsent_lowat: 16_384,
             write_linger_us: 0,
             rate_limit_per_s: 100,
             rate_limit_burst: 200,
@@ -176,6 +183,9 @@ impl Config {
                 "max_outbound_bytes",
                 "must be at least twice max_frame_bytes",
             );
+        }
+        if self.tcp_notsent_lowat != 0 && self.tcp_notsent_lowat < 1024 {
+            return bad("tcp_notsent_lowat", "must be 0 or at least 1024");
         }
         if self.write_linger_us > 100_000 {
             return bad("write_linger_us", "must be at most 100000");

@@ -134,8 +134,12 @@ impl Gateway {
         });
         let draining = state.shutdown.clone();
         // Frames are small and latency matters: no Nagle delay.
-        let listener = listener.tap_io(|tcp| {
+        let lowat = config.tcp_notsent_lowat;
+        let listener = listener.tap_io(move |tcp| {
             let _ = tcp.set_nodelay(true);
+            if lowat > 0 {
+                let _ = socket2::SockRef::from(&*tcp).set_tcp_notsent_lowat(lowat);
+            }
         });
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

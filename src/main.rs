@@ -39,6 +39,8 @@ struct Args {
     #[arg(long)]
     max_outbound_bytes: Option<usize>,
     #[arg(long)]
+    tcp_notsent_lowat: Option<u32>,
+    #[arg(long)]
     write_linger_us: Option<u64>,
     #[arg(long)]
     max_connections: Option<usize>,
@@ -107,6 +109,10 @@ impl Args {
         put(
             "max_outbound_bytes",
             self.max_outbound_bytes.map(|v| v.to_string()),
+        );
+        put(
+            "tcp_notsent_lowat",
+            self.tcp_notsent_lowat.map(|v| v.to_string()),
         );
         put(
             "write_linger_us",

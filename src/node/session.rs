@@ -77,6 +77,15 @@ impl OutboxReceiver {
             self.closer.cancel();
         }
     }
+
+    /// Closes a connection whose socket took nothing for too long: a slow
+    /// consumer, like one whose queue overflowed.
+    pub fn close_stalled(&self) {
+        if !self.closer.is_cancelled() {
+            count_slow_consumer();
+        }
+        self.close(CLOSE_SLOW_CONSUMER);
+    }
 }
 
 impl Outbox {
@@ -122,9 +131,7 @@ impl Outbox {
         self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
         if slow {
             if !self.shared.closer.is_cancelled() {
-                crate::telemetry::metrics::metrics()
-                    .slow_consumers
-                    .add(1, &[]);
+                count_slow_consumer();
             }
             self.close(CLOSE_SLOW_CONSUMER);
         }
@@ -160,6 +167,12 @@ impl Outbox {
     pub fn closed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
         self.shared.closer.cancelled()
     }
+}
+
+fn count_slow_consumer() {
+    crate::telemetry::metrics::metrics()
+        .slow_consumers
+        .add(1, &[]);
 }
 
 /// What the connection knows about its login.

@@ -2,7 +2,7 @@
 //! (parse, rate-limit, handle in order) and a writer task (batched writes,
 //! pings, close codes) per connection.
 
-use crate::node::session::{Outbox, OutboxReceiver, CLOSE_GOING_AWAY};
+use crate::node::session::{Outbox, OutboxReceiver, CLOSE_GOING_AWAY, CLOSE_SLOW_CONSUMER};
 use crate::node::Node;
 use crate::protocol::frame::{IncomingFrame, ShapeLimits};
 use crate::protocol::{ErrorCode, OutFrame, ProtocolError};
@@ -23,6 +23,9 @@ use tokio_util::sync::CancellationToken;
 const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code for a client that stopped answering pings.
 const CLOSE_PING_TIMEOUT: u16 = 1011;
+/// How long a closing connection (other than a slow consumer) may take to
+/// write its last frames and the close frame before its socket is dropped.
+const CLOSE_WRITE_LIMIT: Duration = Duration::from_secs(2);
 
 /// `GET /ws`.
 pub async fn upgrade(
@@ -216,29 +219,20 @@ async fn write_loop(
             _ = closer.cancelled() => break None,
             f = out.recv() => {
                 let Some(f) = f else { break None };
-                // Feed everything queued, then flush once: one write for
-                // many frames when the connection is busy.
-                let mut ok = sink.feed(Message::Text(f.0)).await.is_ok();
-                while ok {
-                    match out.try_recv() {
-                        Some(f) => ok = sink.feed(Message::Text(f.0)).await.is_ok(),
-                        None => break,
+                // A write waits for the client to read. It must not wait
+                // forever: a close (the queue overflowed, a kick, the node
+                // drains) wins over it, and a client that takes nothing
+                // for a whole ping timeout is not reading at all.
+                // (The write is polled before the timer, so a write that
+                // completes at once never registers it.)
+                tokio::select! {
+                    biased;
+                    _ = closer.cancelled() => break None,
+                    ok = write_batch(&mut sink, &mut out, f, linger) => if !ok { return },
+                    _ = tokio::time::sleep(timeout) => {
+                        out.close_stalled();
+                        break None;
                     }
-                }
-                // With a linger, also take what arrives in that window:
-                // fewer writes (the main cost per delivery) for a bounded
-                // delay.
-                if !linger.is_zero() {
-                    let until = tokio::time::Instant::now() + linger;
-                    while ok {
-                        match tokio::time::timeout_at(until, out.recv()).await {
-                            Ok(Some(f)) => ok = sink.feed(Message::Text(f.0)).await.is_ok(),
-                            _ => break,
-                        }
-                    }
-                }
-                if !ok || sink.flush().await.is_err() {
-                    return;
                 }
             }
             _ = ping.tick() => {
@@ -249,8 +243,14 @@ async fn write_loop(
                 if ping_sent.is_none() {
                     let at = millis_since(epoch);
                     ping_sent = Some((tokio::time::Instant::now(), at));
-                    if sink.send(Message::Ping(Default::default())).await.is_err() {
-                        return;
+                    tokio::select! {
+                        biased;
+                        _ = closer.cancelled() => break None,
+                        r = sink.send(Message::Ping(Default::default())) => if r.is_err() { return },
+                        _ = tokio::time::sleep(timeout) => {
+                            out.close_stalled();
+                            break None;
+                        }
                     }
                 }
             }
@@ -265,20 +265,57 @@ async fn write_loop(
             }
         }
     };
-    // Closing: write what is already queued (a kick's `logout`), then close.
-    while let Some(f) = out.try_recv() {
-        if sink.feed(Message::Text(f.0)).await.is_err() {
-            break;
-        }
-    }
+    // Closing: write what is already queued (a kick's `logout`), then the
+    // close frame; bounded, since the client may not be reading. A slow
+    // consumer gets a ping timeout for it, so one that resumes reading
+    // still learns why (1008). Dropping the sink then closes the socket.
     let code = code.unwrap_or_else(|| out.code());
     let frame = CloseFrame {
         code,
         reason: Default::default(),
     };
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+    let limit = if code == CLOSE_SLOW_CONSUMER {
+        timeout
+    } else {
+        CLOSE_WRITE_LIMIT
+    };
+    let _ = tokio::time::timeout(limit, async {
+        while let Some(f) = out.try_recv() {
+            if sink.feed(Message::Text(f.0)).await.is_err() {
+                return;
+            }
+        }
         let _ = sink.send(Message::Close(Some(frame))).await;
         let _ = sink.close().await;
     })
     .await;
+}
+
+/// Writes `first` and everything queued behind it with one flush: one
+/// write for many frames when the connection is busy. With a linger, also
+/// takes what arrives in that window: fewer writes (the main cost per
+/// delivery) for a bounded delay. False when the connection failed.
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, Message>,
+    out: &mut OutboxReceiver,
+    first: OutFrame,
+    linger: Duration,
+) -> bool {
+    if sink.feed(Message::Text(first.0)).await.is_err() {
+        return false;
+    }
+    while let Some(f) = out.try_recv() {
+        if sink.feed(Message::Text(f.0)).await.is_err() {
+            return false;
+        }
+    }
+    if !linger.is_zero() {
+        let until = tokio::time::Instant::now() + linger;
+        while let Ok(Some(f)) = tokio::time::timeout_at(until, out.recv()).await {
+            if sink.feed(Message::Text(f.0)).await.is_err() {
+                return false;
+            }
+        }
+    }
+    sink.flush().await.is_ok()
 }

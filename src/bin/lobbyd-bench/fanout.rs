@@ -75,6 +75,11 @@ pub struct FanoutArgs {
     /// deliveries, the max latency and how many took over 10 ms.
     #[arg(long)]
     pub timeline: bool,
+    /// Extra members (spread over the lobbies and urls) that join and then
+    /// never read: the slow consumers whose effect on everyone else's
+    /// latency the run measures. They are not counted in `expected`.
+    #[arg(long, default_value_t = 0)]
+    pub stalled: usize,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -363,6 +368,11 @@ pub struct FanoutReport {
     pub errors: BTreeMap<String, u64>,
     pub dropped_connections: usize,
     pub drop_reasons: BTreeMap<String, u64>,
+    /// Members that never read (`--stalled`), how many of them joined, and
+    /// how the server had ended each one by the end of the drain.
+    pub stalled: usize,
+    pub stalled_joined: usize,
+    pub stalled_outcomes: BTreeMap<String, u64>,
     pub setup_errors: BTreeMap<String, u64>,
     pub server: Option<ProcReport>,
     pub redis: Option<ProcReport>,
@@ -459,6 +469,7 @@ async fn run_inner(a: FanoutArgs) -> Result<(), String> {
         )));
     }
     drop(ready_tx);
+    let mut rep_stalled_err: BTreeMap<String, u64> = BTreeMap::new();
     let mut members = vec![0u64; a.lobbies];
     let mut connected = 0usize;
     let mut reported = 0usize;
@@ -470,6 +481,24 @@ async fn run_inner(a: FanoutArgs) -> Result<(), String> {
         }
         if reported == a.clients {
             break;
+        }
+    }
+    let mut stalled = Vec::with_capacity(a.stalled);
+    for j in 0..a.stalled {
+        let lobby = j % a.lobbies;
+        let target = &targets[(j / a.lobbies) % targets.len()];
+        match proto::setup(
+            a.proto,
+            target,
+            None,
+            &format!("s{j}"),
+            &ctx.lobby_names[lobby],
+            setup_timeout,
+        )
+        .await
+        {
+            Ok(ws) => stalled.push(ws),
+            Err(e) => *rep_stalled_err.entry(shorten(&e)).or_default() += 1,
         }
     }
     let setup_s = t0.elapsed().as_secs_f64();
@@ -526,6 +555,9 @@ async fn run_inner(a: FanoutArgs) -> Result<(), String> {
         duration_s: a.duration,
         window_s: wall,
         drain_s: a.drain,
+        stalled: a.stalled,
+        stalled_joined: stalled.len(),
+        stalled_outcomes: rep_stalled_err,
         ..Default::default()
     };
     // Offered: every scheduled message of the window, whether or not its
@@ -563,6 +595,13 @@ async fn run_inner(a: FanoutArgs) -> Result<(), String> {
             rep.dropped_connections += 1;
             *rep.drop_reasons.entry(shorten(&d)).or_default() += 1;
         }
+    }
+    // The stalled members read now, after the drain: either the server cut
+    // them off (a close frame after what their buffers held) or they are
+    // still open.
+    let outcomes = futures::future::join_all(stalled.into_iter().map(stalled_outcome)).await;
+    for o in outcomes {
+        *rep.stalled_outcomes.entry(o).or_default() += 1;
     }
     rep.lost = rep.expected.saturating_sub(rep.delivered);
     rep.loss_pct = if rep.expected > 0 {
@@ -604,6 +643,23 @@ async fn run_inner(a: FanoutArgs) -> Result<(), String> {
         print_table(&rep);
     }
     Ok(())
+}
+
+/// Reads a stalled member to its end (bounded): "closed <code>" when the
+/// server cut it off, "open" when it is still being served.
+async fn stalled_outcome(mut ws: crate::net::Ws) -> String {
+    let deadline = TInstant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return "open".into(),
+            Ok(Some(Ok(Message::Close(c)))) => {
+                return format!("closed {}", c.map(|c| u16::from(c.code)).unwrap_or(1005))
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => return format!("error: {}", shorten(&e.to_string())),
+            Ok(None) => return "ended".into(),
+        }
+    }
 }
 
 fn shorten(s: &str) -> String {
@@ -674,6 +730,12 @@ fn print_table(r: &FanoutReport) {
         println!(
             "  dropped      {} connections: {:?}",
             r.dropped_connections, r.drop_reasons
+        );
+    }
+    if r.stalled > 0 {
+        println!(
+            "  stalled      {} ({} joined): {:?}",
+            r.stalled, r.stalled_joined, r.stalled_outcomes
         );
     }
     if !r.setup_errors.is_empty() {
