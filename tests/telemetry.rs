@@ -224,12 +224,14 @@ async fn metrics_endpoint_counts_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_trace_and_span_ids() {
     let (endpoint, _received) = receiver().await;
-    let mut opts = GatewayOpts::default();
-    opts.env = vec![
-        ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint),
-        ("LOBBYD_LOG_FORMAT".into(), "json".into()),
-        ("RUST_LOG".into(), "info".into()),
-    ];
+    let opts = GatewayOpts {
+        env: vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint),
+            ("LOBBYD_LOG_FORMAT".into(), "json".into()),
+            ("RUST_LOG".into(), "info".into()),
+        ],
+        ..Default::default()
+    };
     let node = Gateway::start(opts).await;
     let mut a = WsClient::connect(&node.ws_url()).await;
     let (_, token) = a.login("ann").await;

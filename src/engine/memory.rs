@@ -7,35 +7,20 @@ use super::{
     deliver, Actor, Engine, EngineError, EngineResult, EventSink, JoinOutcome, LobbyChange,
     LobbySpec, UserChange,
 };
-use crate::domain::access::{self, Permission};
+use crate::domain::access;
 use crate::domain::{
     DomainError, Event, LobbyId, LobbyRecord, LobbySnapshot, Member, MessageId, MessageRecord,
     Origin, PresenceKind, ReceiptKind, UserId, UserRecord, UserSnapshot,
 };
 use async_trait::async_trait;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-/// One lobby's stored state.
-#[derive(Default)]
-struct LobbyState {
-    record: Option<LobbyRecord>,
-    /// Messages in seq order (index = seq - 1).
-    messages: Vec<MessageRecord>,
-    /// Message id -> index in `messages`.
-    by_id: HashMap<MessageId, usize>,
-}
+mod lobby_change;
+mod state;
 
-#[derive(Default)]
-struct State {
-    users: BTreeMap<UserId, UserRecord>,
-    user_lobbies: HashMap<UserId, BTreeSet<LobbyId>>,
-    token_index: HashMap<String, UserId>,
-    lobbies: BTreeMap<LobbyId, LobbyState>,
-    /// Live connections per user (this is the only node).
-    online: HashMap<UserId, usize>,
-}
+use state::{LobbyState, State};
 
 /// In-process engine. Cheap to create; nothing survives the process.
 pub struct MemoryEngine {
@@ -55,60 +40,6 @@ impl MemoryEngine {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl State {
-    fn lobby(&self, id: &LobbyId) -> Option<&LobbyRecord> {
-        self.lobbies.get(id).and_then(|l| l.record.as_ref())
-    }
-
-    fn lobby_mut(&mut self, id: &LobbyId) -> Option<&mut LobbyState> {
-        self.lobbies.get_mut(id).filter(|l| l.record.is_some())
-    }
-
-    fn lobbies_of(&self, user: &UserId) -> Vec<LobbyId> {
-        self.user_lobbies
-            .get(user)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// Checks that `user` is a member; else the non-member refusal.
-    fn member_lobby(&self, lobby: &LobbyId, user: &UserId) -> Result<&LobbyRecord, DomainError> {
-        let l = self.lobby(lobby).ok_or(DomainError::NotFound)?;
-        if l.members.binary_search(user).is_ok() {
-            Ok(l)
-        } else {
-            Err(access::non_member_refusal(l, user))
-        }
-    }
-
-    fn add_member(&mut self, lobby: &LobbyId, user: &UserId) {
-        if let Some(rec) = self.lobby_mut(lobby).and_then(|l| l.record.as_mut()) {
-            if let Err(pos) = rec.members.binary_search(user) {
-                rec.members.insert(pos, user.clone());
-            }
-        }
-        self.user_lobbies
-            .entry(user.clone())
-            .or_default()
-            .insert(lobby.clone());
-    }
-
-    fn remove_member(&mut self, lobby: &LobbyId, user: &UserId) {
-        if let Some(rec) = self.lobby_mut(lobby).and_then(|l| l.record.as_mut()) {
-            if let Ok(pos) = rec.members.binary_search(user) {
-                rec.members.remove(pos);
-            }
-        }
-        if let Some(set) = self.user_lobbies.get_mut(user) {
-            set.remove(lobby);
-        }
-    }
-
-    fn username(&self, user: &UserId) -> Option<String> {
-        self.users.get(user).and_then(|u| u.username.clone())
     }
 }
 
@@ -341,127 +272,8 @@ impl Engine for MemoryEngine {
         change: LobbyChange,
         now: i64,
     ) -> EngineResult<LobbyRecord> {
-        let mut st = self.state();
-        let rec = st.lobby(lobby).ok_or(DomainError::NotFound)?.clone();
-        if access::lobby_level(&rec, actor.user, actor.token).is_none() {
-            return refused(DomainError::NotFound);
-        }
-        let role = access::lobby_role(&rec, actor.user, actor.token);
-        let needs = match &change {
-            LobbyChange::SetOwner(_) => Permission::SetOwner,
-            LobbyChange::SetToken(_) => Permission::SetToken,
-            LobbyChange::AddUsers(_) => Permission::AddUsers,
-            LobbyChange::DeleteUsers(_) => Permission::DeleteUsers,
-            LobbyChange::Update { needs, .. } => *needs,
-        };
-        if !access::lobby_permissions(role).contains(&needs) {
-            return refused(DomainError::Forbidden);
-        }
-        let origin = Some(actor.origin);
-        match change {
-            LobbyChange::SetOwner(target) => {
-                if !st.users.contains_key(&target) {
-                    return refused(DomainError::NotFound);
-                }
-                let l = st
-                    .lobby_mut(lobby)
-                    .and_then(|l| l.record.as_mut())
-                    .expect("checked above");
-                l.owner = target.clone();
-                l.updated_at = now;
-                let fields = json!({"owner": {"id": target}});
-                deliver(&self.sink, origin, lobby_updated(lobby, fields, now));
-            }
-            LobbyChange::SetToken(token) => {
-                let l = st
-                    .lobby_mut(lobby)
-                    .and_then(|l| l.record.as_mut())
-                    .expect("checked above");
-                l.token = token;
-                l.updated_at = now;
-            }
-            LobbyChange::AddUsers(targets) => {
-                if targets.iter().any(|t| !st.users.contains_key(t)) {
-                    return refused(DomainError::NotFound);
-                }
-                let mut new: BTreeSet<&UserId> = targets
-                    .iter()
-                    .filter(|t| rec.members.binary_search(t).is_err())
-                    .collect();
-                if rec
-                    .size_limit
-                    .is_some_and(|n| (rec.members.len() + new.len()) as u64 > n)
-                {
-                    return refused(DomainError::LobbyFull);
-                }
-                for t in &targets {
-                    if !new.remove(t) {
-                        continue;
-                    }
-                    st.add_member(lobby, t);
-                    let username = st.username(t);
-                    deliver(
-                        &self.sink,
-                        origin,
-                        Event::MemberJoined {
-                            lobby: lobby.clone(),
-                            user: t.clone(),
-                            username,
-                        },
-                    );
-                }
-            }
-            LobbyChange::DeleteUsers(targets) => {
-                if targets.iter().any(|t| !st.users.contains_key(t)) {
-                    return refused(DomainError::NotFound);
-                }
-                let mut seen = BTreeSet::new();
-                for t in &targets {
-                    if rec.members.binary_search(t).is_ok() && seen.insert(t) {
-                        st.remove_member(lobby, t);
-                        deliver(
-                            &self.sink,
-                            origin,
-                            Event::MemberLeft {
-                                lobby: lobby.clone(),
-                                user: t.clone(),
-                            },
-                        );
-                    }
-                }
-            }
-            LobbyChange::Update { fields, .. } => {
-                if let Some(k) = fields
-                    .keys()
-                    .find(|k| !["description", "sizeLimit", "visibility"].contains(&k.as_str()))
-                {
-                    return refused(DomainError::BadRequest(format!("unknown field {k}")));
-                }
-                let l = st
-                    .lobby_mut(lobby)
-                    .and_then(|l| l.record.as_mut())
-                    .expect("checked above");
-                for (k, v) in &fields {
-                    match k.as_str() {
-                        "description" => l.description = v.as_str().map(str::to_owned),
-                        "sizeLimit" => l.size_limit = v.as_u64(),
-                        "visibility" => l.visibility = v.as_bool().unwrap_or(l.visibility),
-                        _ => unreachable!("checked above"),
-                    }
-                }
-                l.updated_at = now;
-                deliver(
-                    &self.sink,
-                    origin,
-                    Event::LobbyUpdated {
-                        lobby: lobby.clone(),
-                        fields,
-                        updated_at: now,
-                    },
-                );
-            }
-        }
-        Ok(st.lobby(lobby).cloned().expect("exists"))
+        self.state()
+            .change_lobby(&self.sink, actor, lobby, change, now)
     }
 
     async fn visible_lobbies(
@@ -726,17 +538,6 @@ impl Engine for MemoryEngine {
     }
 
     async fn shutdown(&self, _presence_grace_ms: u64) {}
-}
-
-fn lobby_updated(lobby: &LobbyId, fields: Value, now: i64) -> Event {
-    let Value::Object(fields) = fields else {
-        unreachable!("fields are built as objects")
-    };
-    Event::LobbyUpdated {
-        lobby: lobby.clone(),
-        fields,
-        updated_at: now,
-    }
 }
 
 /// Ids after the cursor, at most `limit`.
