@@ -117,6 +117,7 @@ impl Gateway {
             shutdown: CancellationToken::new(),
             closing: CancellationToken::new(),
             connections: TaskTracker::new(),
+            admission: server::Admission::default(),
         };
         let app = server::router(state.clone());
         tracing::info!(

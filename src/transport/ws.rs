@@ -42,9 +42,9 @@ pub async fn upgrade(
             return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
         }
     }
-    if app.connections.len() >= config.max_connections {
+    let Some(slot) = app.admission.try_admit(config.max_connections) else {
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
-    }
+    };
     let max = app.node.config.max_frame_bytes;
     // A small read buffer: tungstenite's default costs 128 KiB per
     // connection. (Its write buffer is a threshold that grows on demand, so
@@ -53,6 +53,7 @@ pub async fn upgrade(
         .max_frame_size(max)
         .read_buffer_size(1024)
         .on_upgrade(move |socket| async move {
+            let _slot = slot;
             let tracker = app.connections.clone();
             tracker.track_future(serve(app, socket)).await
         })
