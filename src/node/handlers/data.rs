@@ -9,7 +9,13 @@ use crate::domain::{now_ms, token, DomainError, LobbyId, MessageId, UserId, User
 use crate::engine::{LobbyChange, UserChange};
 use crate::protocol::request::{Action, ObjectType, PageStart};
 use crate::protocol::{ProtocolError, Target};
+use futures::future::try_join_all;
 use serde_json::{json, Map, Value};
+
+/// Objects of a `get_all_data` page read at once: a page of 100 costs
+/// 13 rounds of Redis reads instead of 100, and one page never takes more
+/// than half of the Redis pool (16).
+const PAGE_READS_IN_FLIGHT: usize = 8;
 
 fn not_found() -> ProtocolError {
     DomainError::NotFound.into()
@@ -146,9 +152,11 @@ pub(super) async fn get_all(
                     .visible_users(&caller, t.map(token::hash).as_deref(), after, limit + 1)
                     .await?;
                 let mine = caller_lobbies(node, s).await?;
-                for id in ids.iter().take(limit) {
-                    if let Some(snap) = node.engine.user(id).await? {
-                        datas.extend(user_view(s, &snap, &mine, t));
+                let page = &ids[..ids.len().min(limit)];
+                for chunk in page.chunks(PAGE_READS_IN_FLIGHT) {
+                    let snaps = try_join_all(chunk.iter().map(|id| node.engine.user(id))).await?;
+                    for snap in snaps.iter().flatten() {
+                        datas.extend(user_view(s, snap, &mine, t));
                     }
                 }
                 (ids.len() > limit).then(|| ids[limit - 1].to_string())
@@ -157,8 +165,11 @@ pub(super) async fn get_all(
                     .engine
                     .visible_lobbies(&caller, t, after, limit + 1)
                     .await?;
-                for id in ids.iter().take(limit) {
-                    datas.extend(lobby_view(node, s, id, t).await?);
+                let page = &ids[..ids.len().min(limit)];
+                for chunk in page.chunks(PAGE_READS_IN_FLIGHT) {
+                    let views =
+                        try_join_all(chunk.iter().map(|id| lobby_view(node, s, id, t))).await?;
+                    datas.extend(views.into_iter().flatten());
                 }
                 (ids.len() > limit).then(|| ids[limit - 1].to_string())
             }
