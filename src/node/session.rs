@@ -2,9 +2,10 @@
 
 use crate::domain::{Origin, UserId};
 use crate::protocol::OutFrame;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
-use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// A connection's number, unique within the node.
@@ -20,48 +21,72 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// The sending half of a connection: frames queue here and the writer
 /// task writes them. Bounded, so a client that stops reading is closed
 /// instead of growing memory or delaying anyone else.
+///
+/// A `VecDeque` behind a mutex rather than a channel: an idle connection's
+/// empty queue allocates nothing (a tokio channel allocates a 32-slot block
+/// up front, about 1 KiB per connection), and the frame and byte bounds
+/// are checked under the same lock as the push.
 #[derive(Clone, Debug)]
 pub struct Outbox {
-    tx: mpsc::Sender<OutFrame>,
     shared: Arc<Shared>,
 }
 
 #[derive(Debug)]
 struct Shared {
+    queue: Mutex<Queue>,
+    /// Wakes the writer after a push (a stored permit if it is not waiting).
+    pushed: Notify,
     closer: CancellationToken,
     close_code: AtomicU16,
     /// Set by `logout everywhere`: the close counts as a logout.
     kicked: AtomicBool,
-    /// Bytes of the frames waiting in the queue.
-    queued_bytes: AtomicUsize,
-    /// Bound on `queued_bytes`: large frames fill memory long before the
+    max_frames: usize,
+    /// Bound on queued bytes: large frames fill memory long before the
     /// frame count bound.
     max_bytes: usize,
 }
 
+#[derive(Debug, Default)]
+struct Queue {
+    frames: VecDeque<OutFrame>,
+    /// Bytes of the frames in `frames`.
+    bytes: usize,
+}
+
+/// Capacity an emptied queue may keep; a burst's larger buffer is freed.
+const KEPT_CAPACITY: usize = 64;
+
 /// The receiving half, owned by the connection's writer.
 pub struct OutboxReceiver {
-    rx: mpsc::Receiver<OutFrame>,
     pub closer: CancellationToken,
     shared: Arc<Shared>,
 }
 
+impl Shared {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl OutboxReceiver {
-    /// The next frame; None once every sender is gone.
+    /// The next frame, waiting for one.
     pub async fn recv(&mut self) -> Option<OutFrame> {
-        let f = self.rx.recv().await?;
-        self.shared
-            .queued_bytes
-            .fetch_sub(f.0.len(), Ordering::Relaxed);
-        Some(f)
+        loop {
+            if let Some(f) = self.try_recv() {
+                return Some(f);
+            }
+            self.shared.pushed.notified().await;
+        }
     }
 
     /// A frame already queued, if any.
     pub fn try_recv(&mut self) -> Option<OutFrame> {
-        let f = self.rx.try_recv().ok()?;
-        self.shared
-            .queued_bytes
-            .fetch_sub(f.0.len(), Ordering::Relaxed);
+        let mut q = self.shared.queue();
+        let f = q.frames.pop_front()?;
+        q.bytes -= f.0.len();
+        if q.frames.is_empty() && q.frames.capacity() > KEPT_CAPACITY {
+            q.frames = VecDeque::new();
+        }
         Some(f)
     }
 
@@ -89,23 +114,23 @@ impl OutboxReceiver {
 }
 
 impl Outbox {
-    /// A queue of at most `capacity` frames and `max_bytes` bytes.
-    pub fn new(capacity: usize, max_bytes: usize) -> (Self, OutboxReceiver) {
-        let (tx, rx) = mpsc::channel(capacity);
+    /// A queue of at most `max_frames` frames and `max_bytes` bytes.
+    pub fn new(max_frames: usize, max_bytes: usize) -> (Self, OutboxReceiver) {
         let closer = CancellationToken::new();
         let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            pushed: Notify::new(),
             closer: closer.clone(),
             close_code: AtomicU16::new(CLOSE_NORMAL),
             kicked: AtomicBool::new(false),
-            queued_bytes: AtomicUsize::new(0),
+            max_frames,
             max_bytes,
         });
         (
             Self {
-                tx,
                 shared: shared.clone(),
             },
-            OutboxReceiver { rx, closer, shared },
+            OutboxReceiver { closer, shared },
         )
     }
 
@@ -116,25 +141,21 @@ impl Outbox {
 
     /// Queues a frame; a full queue closes the connection as a slow consumer.
     pub fn send(&self, frame: OutFrame) {
-        let len = frame.0.len();
-        let queued = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
-        let refused = if queued > self.shared.max_bytes {
-            Some(true)
-        } else {
-            match self.tx.try_send(frame) {
-                Ok(()) => None,
-                Err(mpsc::error::TrySendError::Full(_)) => Some(true),
-                Err(mpsc::error::TrySendError::Closed(_)) => Some(false),
+        {
+            let mut q = self.shared.queue();
+            let len = frame.0.len();
+            if q.frames.len() < self.shared.max_frames && q.bytes + len <= self.shared.max_bytes {
+                q.bytes += len;
+                q.frames.push_back(frame);
+                drop(q);
+                self.shared.pushed.notify_one();
+                return;
             }
-        };
-        let Some(slow) = refused else { return };
-        self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-        if slow {
-            if !self.shared.closer.is_cancelled() {
-                count_slow_consumer();
-            }
-            self.close(CLOSE_SLOW_CONSUMER);
         }
+        if !self.shared.closer.is_cancelled() {
+            count_slow_consumer();
+        }
+        self.close(CLOSE_SLOW_CONSUMER);
     }
 
     /// Asks the writer to close the connection with `code`; the first
@@ -222,6 +243,32 @@ mod tests {
         outbox.send(frame(400));
         assert!(rx.closer.is_cancelled());
         assert_eq!(rx.code(), CLOSE_SLOW_CONSUMER);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_writer_wakes_for_a_push_and_a_push_before_waiting_is_kept() {
+        let (outbox, mut rx) = Outbox::for_test();
+        outbox.send(frame(3));
+        assert_eq!(rx.recv().await.map(|f| f.0.len()), Some(3));
+        let waiting = tokio::spawn(async move { rx.recv().await.map(|f| f.0.len()) });
+        tokio::task::yield_now().await;
+        outbox.send(frame(5));
+        let got = tokio::time::timeout(std::time::Duration::from_secs(2), waiting).await;
+        assert_eq!(got.expect("woken").unwrap(), Some(5));
+    }
+
+    #[tokio::test]
+    async fn frames_come_out_in_order_and_a_burst_frees_its_buffer() {
+        let (outbox, mut rx) = Outbox::new(1000, 1 << 20);
+        for n in 1..=500 {
+            outbox.send(frame(n));
+        }
+        for n in 1..=500 {
+            assert_eq!(rx.try_recv().map(|f| f.0.len()), Some(n));
+        }
+        assert!(rx.try_recv().is_none());
+        assert!(rx.shared.queue().frames.capacity() <= KEPT_CAPACITY);
+        assert_eq!(rx.shared.queue().bytes, 0);
     }
 
     #[tokio::test]
