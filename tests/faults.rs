@@ -331,21 +331,6 @@ async fn two_nodes(url: &str, ttl_ms: Option<u64>) -> (Gateway, Gateway) {
     (n0, n1)
 }
 
-async fn user_at(gw: &Gateway, name: &str) -> WsClient {
-    let mut c = WsClient::connect(&gw.ws_url()).await;
-    c.login(name).await;
-    c
-}
-
-async fn join_lobby(c: &mut WsClient, lobby: &str) {
-    c.request(
-        "connect_lobby",
-        json!({"lobby": {"id": lobby, "visibility": true}}),
-    )
-    .await
-    .ok();
-}
-
 /// Every message of the lobby's history, in seq order: (seq, id).
 async fn history(c: &mut WsClient, lobby: &str) -> Vec<(u64, String)> {
     let mut out = Vec::new();
@@ -400,11 +385,11 @@ async fn redis_hang_answers_unavailable_keeps_connections_and_recovers() {
     let redis = support::RedisServer::start().await;
     let proxy = HangProxy::start(redis.port()).await;
     let (n0, n1) = two_nodes(&proxy.url(), None).await;
-    let mut a = user_at(&n0, "ann").await;
-    let mut b = user_at(&n1, "bob").await;
+    let mut a = n0.user("ann").await;
+    let mut b = n1.user("bob").await;
     let lobby = format!("hang-{}", support::unique());
-    join_lobby(&mut a, &lobby).await;
-    join_lobby(&mut b, &lobby).await;
+    a.join_public(&lobby).await;
+    b.join_public(&lobby).await;
     a.request(
         "send_message",
         json!({"lobby": {"id": lobby}, "content": "before"}),
@@ -512,12 +497,12 @@ async fn redis_restart_loses_no_acked_message() {
     let mut redis = DurableRedis::start().await;
     let (n0, n1) = two_nodes(&redis.url(), None).await;
     let lobby = format!("aof-{}", support::unique());
-    let mut s0 = user_at(&n0, "s0").await;
-    let mut s1 = user_at(&n1, "s1").await;
-    let mut near = user_at(&n0, "near").await;
-    let mut far = user_at(&n1, "far").await;
+    let mut s0 = n0.user("s0").await;
+    let mut s1 = n1.user("s1").await;
+    let mut near = n0.user("near").await;
+    let mut far = n1.user("far").await;
     for c in [&mut s0, &mut s1, &mut near, &mut far] {
-        join_lobby(c, &lobby).await;
+        c.join_public(&lobby).await;
     }
     let run_for = Duration::from_secs(9);
     let sender = |mut c: WsClient, tag: &'static str| {
@@ -629,12 +614,12 @@ async fn killed_node_is_cleaned_up_while_the_other_serves() {
             .to_string()
     };
     let lobby = format!("kill-{}", support::unique());
-    let mut sender = user_at(&n0, "sender").await;
-    let mut watcher = user_at(&n0, "watcher").await;
-    let mut victim = user_at(&n1, "victim").await;
+    let mut sender = n0.user("sender").await;
+    let mut watcher = n0.user("watcher").await;
+    let mut victim = n1.user("victim").await;
     let victim_id = victim.id().to_string();
     // A second user of the dead node, with two connections there.
-    let mut victim2 = user_at(&n1, "victim2").await;
+    let mut victim2 = n1.user("victim2").await;
     let token2 = victim2.token().to_string();
     let mut victim2b = WsClient::connect(&n1.ws_url()).await;
     victim2b.login_token(&token2).await;
@@ -645,7 +630,7 @@ async fn killed_node_is_cleaned_up_while_the_other_serves() {
         &mut victim2,
         &mut victim2b,
     ] {
-        join_lobby(c, &lobby).await;
+        c.join_public(&lobby).await;
     }
     watcher.drain().await;
     // Traffic on both nodes.
@@ -736,11 +721,11 @@ async fn lobby_recreated_after_redis_data_loss_is_delivered() {
     let mut redis = support::RedisServer::start().await;
     let (n0, n1) = two_nodes(&redis.url(), Some(2000)).await;
     let lobby = format!("loss-{}", support::unique());
-    let mut a = user_at(&n0, "ann").await;
-    let mut b = user_at(&n1, "bob").await;
-    let mut near = user_at(&n0, "near").await;
+    let mut a = n0.user("ann").await;
+    let mut b = n1.user("bob").await;
+    let mut near = n0.user("near").await;
     for c in [&mut a, &mut b, &mut near] {
-        join_lobby(c, &lobby).await;
+        c.join_public(&lobby).await;
     }
     for i in 0..5 {
         a.request(

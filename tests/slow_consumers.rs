@@ -13,19 +13,29 @@ use tokio_tungstenite::tungstenite::Message;
 
 type Stalled = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
-async fn user_at(gw: &Gateway, name: &str) -> WsClient {
-    let mut c = WsClient::connect(&gw.ws_url()).await;
-    c.login(name).await;
-    c
+/// `n` users that joined `lobby` and read what they are sent.
+async fn readers_in(gw: &Gateway, lobby: &str, n: usize) -> Vec<WsClient> {
+    let mut readers = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut r = gw.user(&format!("reader{i}")).await;
+        r.join_public(lobby).await;
+        readers.push(r);
+    }
+    readers
 }
 
-async fn join_lobby(c: &mut WsClient, lobby: &str) {
-    c.request(
-        "connect_lobby",
-        json!({"lobby": {"id": lobby, "visibility": true}}),
-    )
-    .await
-    .ok();
+/// Sends `n` messages of 8 KB, one at a time, each acknowledged.
+async fn send_8kb(sender: &mut WsClient, lobby: &str, n: usize) {
+    let content = "x".repeat(8000);
+    for _ in 0..n {
+        sender
+            .request(
+                "send_message",
+                json!({"lobby": {"id": lobby}, "content": content}),
+            )
+            .await
+            .ok();
+    }
 }
 
 /// Resident memory of a process in KiB (Linux).
@@ -158,14 +168,9 @@ async fn slow_consumers_are_closed_and_memory_stays_bounded() {
     .await;
     let pid = gw.pid().expect("pid");
     let lobby = format!("slow-{}", support::unique());
-    let mut sender = user_at(&gw, "sender").await;
-    join_lobby(&mut sender, &lobby).await;
-    let mut readers = Vec::new();
-    for i in 0..READERS {
-        let mut r = user_at(&gw, &format!("reader{i}")).await;
-        join_lobby(&mut r, &lobby).await;
-        readers.push(r);
-    }
+    let mut sender = gw.user("sender").await;
+    sender.join_public(&lobby).await;
+    let mut readers = readers_in(&gw, &lobby, READERS).await;
     let mut stalled = Vec::new();
     for _ in 0..STALLED {
         stalled.push(stalled_member(&gw, &lobby, Some(4096)).await);
@@ -280,10 +285,10 @@ async fn a_member_that_never_reads_is_dropped_while_stalled() {
     )
     .await;
     let lobby = format!("never-{}", support::unique());
-    let mut sender = user_at(&gw, "sender").await;
-    join_lobby(&mut sender, &lobby).await;
-    let mut reader = user_at(&gw, "reader").await;
-    join_lobby(&mut reader, &lobby).await;
+    let mut sender = gw.user("sender").await;
+    sender.join_public(&lobby).await;
+    let mut reader = gw.user("reader").await;
+    reader.join_public(&lobby).await;
     // Kernel-default receive buffers, as a real client has.
     let mut stalled = vec![
         stalled_member(&gw, &lobby, None).await,
@@ -305,16 +310,7 @@ async fn a_member_that_never_reads_is_dropped_while_stalled() {
     });
     // 400 x 8 KB: 3.2 MB to each member, far over what the kernel may hold
     // for one connection and over the 64-frame queue.
-    let content = "x".repeat(8000);
-    for _ in 0..MESSAGES {
-        sender
-            .request(
-                "send_message",
-                json!({"lobby": {"id": lobby}, "content": content}),
-            )
-            .await
-            .ok();
-    }
+    send_8kb(&mut sender, &lobby, MESSAGES).await;
     let (_reader, n) = reading.await.unwrap();
     assert_eq!(n, MESSAGES, "the reader missed messages");
     let open = wait_metric(&gw, "lobbyd_connections_open", 2.0, Duration::from_secs(10)).await;
@@ -334,21 +330,12 @@ async fn a_member_that_never_reads_is_dropped_while_stalled() {
 async fn a_stalled_member_of_a_quiet_lobby_is_dropped_after_a_ping_timeout() {
     let gw = Gateway::start(quick_sender().arg("--ping-timeout-ms").arg("1000")).await;
     let lobby = format!("quiet-{}", support::unique());
-    let mut sender = user_at(&gw, "sender").await;
-    join_lobby(&mut sender, &lobby).await;
+    let mut sender = gw.user("sender").await;
+    sender.join_public(&lobby).await;
     let mut stalled = stalled_member(&gw, &lobby, Some(4096)).await;
     // 20 x 8 KB: far under the queue bounds (1024 frames, 1 MiB), far over
     // what a 4 KB receive buffer and the unsent-bytes cap take.
-    let content = "x".repeat(8000);
-    for _ in 0..20 {
-        sender
-            .request(
-                "send_message",
-                json!({"lobby": {"id": lobby}, "content": content}),
-            )
-            .await
-            .ok();
-    }
+    send_8kb(&mut sender, &lobby, 20).await;
     let started = Instant::now();
     let open = wait_metric(&gw, "lobbyd_connections_open", 1.0, Duration::from_secs(5)).await;
     assert_eq!(open, 1.0, "the stalled member is still connected");
@@ -437,14 +424,9 @@ async fn stalled_members_do_not_delay_the_readers() {
     const STALLED: usize = 5;
     let gw = Gateway::start(quick_sender()).await;
     let lobby = format!("p99-{}", support::unique());
-    let mut sender = user_at(&gw, "sender").await;
-    join_lobby(&mut sender, &lobby).await;
-    let mut readers = Vec::new();
-    for i in 0..READERS {
-        let mut r = user_at(&gw, &format!("reader{i}")).await;
-        join_lobby(&mut r, &lobby).await;
-        readers.push(r);
-    }
+    let mut sender = gw.user("sender").await;
+    sender.join_public(&lobby).await;
+    let mut readers = readers_in(&gw, &lobby, READERS).await;
     let mut results = Vec::new();
     let mut keep = Vec::new();
     for round in 0..4 {
@@ -483,21 +465,12 @@ async fn the_byte_bound_cuts_off_a_member_under_the_frame_bound() {
     )
     .await;
     let lobby = format!("bytes-{}", support::unique());
-    let mut sender = user_at(&gw, "sender").await;
-    join_lobby(&mut sender, &lobby).await;
+    let mut sender = gw.user("sender").await;
+    sender.join_public(&lobby).await;
     let mut stalled = stalled_member(&gw, &lobby, Some(4096)).await;
     sender.drain().await;
-    let content = "x".repeat(8000);
     let started = Instant::now();
-    for _ in 0..100 {
-        sender
-            .request(
-                "send_message",
-                json!({"lobby": {"id": lobby}, "content": content}),
-            )
-            .await
-            .ok();
-    }
+    send_8kb(&mut sender, &lobby, 100).await;
     let gone = sender
         .try_expect_event_within("disconnect", Duration::from_secs(5))
         .await;

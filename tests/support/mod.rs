@@ -325,6 +325,14 @@ impl Gateway {
     pub async fn healthz(&self) -> Option<u16> {
         http_status(self.port, "/healthz").await
     }
+
+    /// A new user named `username`, logged in over a connection to this
+    /// node.
+    pub async fn user(&self, username: &str) -> WsClient {
+        let mut c = WsClient::connect(&self.ws_url()).await;
+        c.login(username).await;
+        c
+    }
 }
 
 impl Drop for Gateway {
@@ -1049,6 +1057,17 @@ impl WsClient {
             .await
             .ok();
         self.remember_login(&data)
+    }
+
+    /// Joins the lobby `id`, creating it public if it does not exist;
+    /// panics on a refusal.
+    pub async fn join_public(&mut self, id: &str) {
+        self.request(
+            "connect_lobby",
+            json!({"lobby": {"id": id, "visibility": true}}),
+        )
+        .await
+        .ok();
     }
 
     /// Log in with an existing user's token; returns (user id, token).
