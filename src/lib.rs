@@ -138,9 +138,13 @@ impl Gateway {
         let lowat = config.tcp_notsent_lowat;
         let listener = listener.tap_io(move |tcp| {
             let _ = tcp.set_nodelay(true);
+            // Linux only (the option does not exist elsewhere).
+            #[cfg(any(target_os = "linux", target_os = "android"))]
             if lowat > 0 {
                 let _ = socket2::SockRef::from(&*tcp).set_tcp_notsent_lowat(lowat);
             }
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            let _ = lowat;
         });
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

@@ -30,7 +30,13 @@ pub struct Node {
     pub config: Arc<Config>,
     extensions: Extensions,
     next_conn: AtomicU64,
+    /// Object reads of `get_all_data` pages in flight on this node: at
+    /// most half of the Redis pool, however many pages are read at once.
+    pub page_reads: tokio::sync::Semaphore,
 }
+
+/// See `Node::page_reads`; the Redis pool has 16 connections.
+pub const PAGE_READS_IN_FLIGHT: usize = 8;
 
 impl Node {
     /// A node over an engine; `extensions` are the application's events.
@@ -49,6 +55,7 @@ impl Node {
             },
             config,
             extensions,
+            page_reads: tokio::sync::Semaphore::new(PAGE_READS_IN_FLIGHT),
             next_conn: AtomicU64::new(1),
         })
     }

@@ -37,6 +37,9 @@ struct Shared {
     /// Wakes the writer after a push (a stored permit if it is not waiting).
     pushed: Notify,
     closer: CancellationToken,
+    /// Set once, by the first close: it alone sets the code and counts a
+    /// slow consumer.
+    closed: AtomicBool,
     close_code: AtomicU16,
     /// Set by `logout everywhere`: the close counts as a logout.
     kicked: AtomicBool,
@@ -51,6 +54,8 @@ struct Queue {
     frames: VecDeque<OutFrame>,
     /// Bytes of the frames in `frames`.
     bytes: usize,
+    /// The writer is gone: frames are dropped, as nobody will write them.
+    gone: bool,
 }
 
 /// Capacity an emptied queue may keep; a burst's larger buffer is freed.
@@ -66,10 +71,26 @@ impl Shared {
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The first close wins: its code stays, and a slow consumer is
+    /// counted once however many paths notice it.
+    fn close(&self, code: u16, slow: bool) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.close_code.store(code, Ordering::Release);
+        if slow {
+            crate::telemetry::metrics::metrics()
+                .slow_consumers
+                .add(1, &[]);
+        }
+        self.closer.cancel();
+    }
 }
 
 impl OutboxReceiver {
-    /// The next frame, waiting for one.
+    /// The next frame, waiting for one (never None: the writer ends on
+    /// its close token, not on an empty queue).
     pub async fn recv(&mut self) -> Option<OutFrame> {
         loop {
             if let Some(f) = self.try_recv() {
@@ -90,26 +111,38 @@ impl OutboxReceiver {
         Some(f)
     }
 
+    /// Frames queued now: what a closing writer still writes, so frames
+    /// pushed meanwhile cannot keep it from its close frame.
+    pub fn queued(&self) -> usize {
+        self.shared.queue().frames.len()
+    }
+
     /// The close code asked for.
     pub fn code(&self) -> u16 {
-        self.shared.close_code.load(Ordering::Relaxed)
+        self.shared.close_code.load(Ordering::Acquire)
     }
 
-    /// Closes from the writer's side (ping timeout), waking the reader.
+    /// Closes from the writer's side (ping timeout, write error), waking
+    /// the reader.
     pub fn close(&self, code: u16) {
-        if !self.closer.is_cancelled() {
-            self.shared.close_code.store(code, Ordering::Relaxed);
-            self.closer.cancel();
-        }
+        self.shared.close(code, false);
     }
 
-    /// Closes a connection whose socket took nothing for too long: a slow
-    /// consumer, like one whose queue overflowed.
+    /// Closes a connection whose socket did not take a write in time: a
+    /// slow consumer, like one whose queue overflowed.
     pub fn close_stalled(&self) {
-        if !self.closer.is_cancelled() {
-            count_slow_consumer();
-        }
-        self.close(CLOSE_SLOW_CONSUMER);
+        self.shared.close(CLOSE_SLOW_CONSUMER, true);
+    }
+}
+
+impl Drop for OutboxReceiver {
+    /// Frames queued or sent after the writer is gone are dropped, not
+    /// held until the bound and then miscounted as a slow consumer.
+    fn drop(&mut self) {
+        let mut q = self.shared.queue();
+        q.gone = true;
+        q.frames = VecDeque::new();
+        q.bytes = 0;
     }
 }
 
@@ -121,6 +154,7 @@ impl Outbox {
             queue: Mutex::new(Queue::default()),
             pushed: Notify::new(),
             closer: closer.clone(),
+            closed: AtomicBool::new(false),
             close_code: AtomicU16::new(CLOSE_NORMAL),
             kicked: AtomicBool::new(false),
             max_frames,
@@ -140,9 +174,13 @@ impl Outbox {
     }
 
     /// Queues a frame; a full queue closes the connection as a slow consumer.
+    /// Once the writer is gone, frames are dropped.
     pub fn send(&self, frame: OutFrame) {
         {
             let mut q = self.shared.queue();
+            if q.gone {
+                return;
+            }
             let len = frame.0.len();
             if q.frames.len() < self.shared.max_frames && q.bytes + len <= self.shared.max_bytes {
                 q.bytes += len;
@@ -152,19 +190,13 @@ impl Outbox {
                 return;
             }
         }
-        if !self.shared.closer.is_cancelled() {
-            count_slow_consumer();
-        }
-        self.close(CLOSE_SLOW_CONSUMER);
+        self.shared.close(CLOSE_SLOW_CONSUMER, true);
     }
 
     /// Asks the writer to close the connection with `code`; the first
     /// code asked for wins.
     pub fn close(&self, code: u16) {
-        if !self.shared.closer.is_cancelled() {
-            self.shared.close_code.store(code, Ordering::Relaxed);
-            self.shared.closer.cancel();
-        }
+        self.shared.close(code, false);
     }
 
     /// Sends the ack-less `logout` and closes: `logout everywhere`.
@@ -181,19 +213,13 @@ impl Outbox {
 
     /// The close code asked for.
     pub fn close_code(&self) -> u16 {
-        self.shared.close_code.load(Ordering::Relaxed)
+        self.shared.close_code.load(Ordering::Acquire)
     }
 
     /// Resolves when the connection is asked to close.
     pub fn closed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
         self.shared.closer.cancelled()
     }
-}
-
-fn count_slow_consumer() {
-    crate::telemetry::metrics::metrics()
-        .slow_consumers
-        .add(1, &[]);
 }
 
 /// What the connection knows about its login.
@@ -269,6 +295,20 @@ mod tests {
         assert!(rx.try_recv().is_none());
         assert!(rx.shared.queue().frames.capacity() <= KEPT_CAPACITY);
         assert_eq!(rx.shared.queue().bytes, 0);
+    }
+
+    #[tokio::test]
+    async fn the_first_close_wins_and_a_gone_writer_drops_frames() {
+        let (outbox, rx) = Outbox::new(2, 1 << 20);
+        outbox.close(CLOSE_GOING_AWAY);
+        rx.close_stalled();
+        outbox.send(frame(1));
+        outbox.send(frame(1));
+        outbox.send(frame(1));
+        assert_eq!(outbox.close_code(), CLOSE_GOING_AWAY);
+        drop(rx);
+        outbox.send(frame(1));
+        assert_eq!(outbox.shared.queue().frames.len(), 0);
     }
 
     #[tokio::test]

@@ -2,7 +2,9 @@
 //! (parse, rate-limit, handle in order) and a writer task (batched writes,
 //! pings, close codes) per connection.
 
-use crate::node::session::{Outbox, OutboxReceiver, CLOSE_GOING_AWAY, CLOSE_SLOW_CONSUMER};
+use crate::node::session::{
+    Outbox, OutboxReceiver, CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_SLOW_CONSUMER,
+};
 use crate::node::Node;
 use crate::protocol::frame::{IncomingFrame, ShapeLimits};
 use crate::protocol::{ErrorCode, OutFrame, ProtocolError};
@@ -222,14 +224,18 @@ async fn write_loop(
                 let Some(f) = f else { break None };
                 // A write waits for the client to read. It must not wait
                 // forever: a close (the queue overflowed, a kick, the node
-                // drains) wins over it, and a client that takes nothing
-                // for a whole ping timeout is not reading at all.
+                // drains) wins over it (a frame it was writing is then
+                // dropped), and a client that does not take one batch
+                // within a ping timeout is not keeping up.
                 // (The write is polled before the timer, so a write that
                 // completes at once never registers it.)
                 tokio::select! {
                     biased;
                     _ = closer.cancelled() => break None,
-                    ok = write_batch(&mut sink, &mut out, f, linger) => if !ok { return },
+                    ok = write_batch(&mut sink, &mut out, f, linger) => if !ok {
+                        out.close(CLOSE_NORMAL);
+                        return;
+                    },
                     _ = tokio::time::sleep(timeout) => {
                         out.close_stalled();
                         break None;
@@ -247,7 +253,10 @@ async fn write_loop(
                     tokio::select! {
                         biased;
                         _ = closer.cancelled() => break None,
-                        r = sink.send(Message::Ping(Default::default())) => if r.is_err() { return },
+                        r = sink.send(Message::Ping(Default::default())) => if r.is_err() {
+                            out.close(CLOSE_NORMAL);
+                            return;
+                        },
                         _ = tokio::time::sleep(timeout) => {
                             out.close_stalled();
                             break None;
@@ -281,7 +290,8 @@ async fn write_loop(
         CLOSE_WRITE_LIMIT
     };
     let _ = tokio::time::timeout(limit, async {
-        while let Some(f) = out.try_recv() {
+        for _ in 0..out.queued() {
+            let Some(f) = out.try_recv() else { break };
             if sink.feed(Message::Text(f.0)).await.is_err() {
                 return;
             }
@@ -292,20 +302,24 @@ async fn write_loop(
     .await;
 }
 
-/// Writes `first` and everything queued behind it with one flush: one
-/// write for many frames when the connection is busy. With a linger, also
-/// takes what arrives in that window: fewer writes (the main cost per
-/// delivery) for a bounded delay. False when the connection failed.
+/// Writes `first` and what is queued behind it when the batch begins, with
+/// one flush: one write for many frames when the connection is busy. The
+/// batch does not grow while it waits on the socket, so the stall timeout
+/// measures one bounded batch. With a linger, also takes what arrives in
+/// that window: fewer writes (the main cost per delivery) for a bounded
+/// delay. False when the connection failed.
 async fn write_batch(
     sink: &mut SplitSink<WebSocket, Message>,
     out: &mut OutboxReceiver,
     first: OutFrame,
     linger: Duration,
 ) -> bool {
+    let behind = out.queued();
     if sink.feed(Message::Text(first.0)).await.is_err() {
         return false;
     }
-    while let Some(f) = out.try_recv() {
+    for _ in 0..behind {
+        let Some(f) = out.try_recv() else { break };
         if sink.feed(Message::Text(f.0)).await.is_err() {
             return false;
         }

@@ -2,7 +2,7 @@
 //! access to users, lobbys and messages.
 
 use super::super::session::Session;
-use super::super::Node;
+use super::super::{Node, PAGE_READS_IN_FLIGHT};
 use crate::domain::access::{self, AccessLevel, Permission};
 use crate::domain::view::{lobby_info, message_info, user_info};
 use crate::domain::{now_ms, token, DomainError, LobbyId, MessageId, UserId, UserSnapshot};
@@ -12,10 +12,15 @@ use crate::protocol::{ProtocolError, Target};
 use futures::future::try_join_all;
 use serde_json::{json, Map, Value};
 
-/// Objects of a `get_all_data` page read at once: a page of 100 costs
-/// 13 rounds of Redis reads instead of 100, and one page never takes more
-/// than half of the Redis pool (16).
-const PAGE_READS_IN_FLIGHT: usize = 8;
+/// Permits for `n` concurrent object reads of a page: a page of 100 costs
+/// 13 rounds of Redis reads instead of 100, and all pages together hold
+/// at most half of the Redis pool.
+async fn page_reads(node: &Node, n: usize) -> tokio::sync::SemaphorePermit<'_> {
+    node.page_reads
+        .acquire_many(n as u32)
+        .await
+        .expect("the semaphore is never closed")
+}
 
 fn not_found() -> ProtocolError {
     DomainError::NotFound.into()
@@ -154,6 +159,7 @@ pub(super) async fn get_all(
                 let mine = caller_lobbies(node, s).await?;
                 let page = &ids[..ids.len().min(limit)];
                 for chunk in page.chunks(PAGE_READS_IN_FLIGHT) {
+                    let _reads = page_reads(node, chunk.len()).await;
                     let snaps = try_join_all(chunk.iter().map(|id| node.engine.user(id))).await?;
                     for snap in snaps.iter().flatten() {
                         datas.extend(user_view(s, snap, &mine, t));
@@ -167,6 +173,7 @@ pub(super) async fn get_all(
                     .await?;
                 let page = &ids[..ids.len().min(limit)];
                 for chunk in page.chunks(PAGE_READS_IN_FLIGHT) {
+                    let _reads = page_reads(node, chunk.len()).await;
                     let views =
                         try_join_all(chunk.iter().map(|id| lobby_view(node, s, id, t))).await?;
                     datas.extend(views.into_iter().flatten());
