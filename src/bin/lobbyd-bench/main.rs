@@ -14,6 +14,7 @@
 //! Only loopback (127.0.0.0/8) targets are accepted.
 
 mod fanout;
+mod fanout_report;
 mod idle;
 mod net;
 mod proc_stats;
