@@ -145,7 +145,7 @@ async fn redis_down_answers_unavailable_fast_and_keeps_connections() {
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use support::{free_port, Gateway, GatewayOpts, WsClient};
+use support::{Gateway, GatewayOpts, WsClient};
 
 /// A TCP proxy between the gateways and redis-server that can black-hole
 /// traffic: in that mode it accepts and reads but never forwards or
@@ -249,74 +249,44 @@ async fn proxy_conn(
 /// A redis-server with `appendonly yes`, `appendfsync always` in its own
 /// temporary directory, restartable on the same port with its data.
 struct DurableRedis {
-    child: Option<std::process::Child>,
-    port: u16,
+    redis: support::RedisServer,
     dir: std::path::PathBuf,
 }
 
 impl DurableRedis {
     async fn start() -> DurableRedis {
-        let port = free_port();
         let dir = std::env::temp_dir().join(format!("lobbyd-aof-{}", support::unique()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut r = DurableRedis {
-            child: None,
-            port,
-            dir,
-        };
-        r.spawn().await;
-        r
-    }
-
-    async fn spawn(&mut self) {
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ok = tokio::time::timeout(Duration::from_millis(500), async {
-                let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                    .await
-                    .ok()?;
-                s.write_all(b"*1\r\n$4\r\nPING\r\n").await.ok()?;
-                let mut buf = [0u8; 64];
-                let n = s.read(&mut buf).await.ok()?;
-                Some(buf[..n].starts_with(b"+PONG"))
-            })
-            .await;
-            if matches!(ok, Ok(Some(true))) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "redis-server not ready");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let redis = support::RedisServer::start_with(&[
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            dir.to_str().expect("utf-8 temp dir"),
+        ])
+        .await;
+        DurableRedis { redis, dir }
     }
 
     /// SIGKILL: whatever was fsynced survives.
     fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.redis.stop();
+    }
+
+    /// Starts again on the same port, from the AOF.
+    async fn spawn(&mut self) {
+        self.redis.restart().await;
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        self.redis.url()
     }
 }
 
 impl Drop for DurableRedis {
     fn drop(&mut self) {
-        self.kill();
+        self.redis.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

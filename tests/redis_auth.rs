@@ -7,43 +7,33 @@
 mod support;
 
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::{free_port, Gateway, GatewayOpts, WsClient};
+use support::{Gateway, GatewayOpts, RedisServer, WsClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASSWORD: &str = "s3cret-pa55";
 
-/// A redis-server that requires a password; killed on drop.
+/// A redis-server that requires a password.
 struct AuthRedis {
-    child: Child,
+    /// Killed on drop.
+    _redis: RedisServer,
     port: u16,
 }
 
 impl AuthRedis {
     async fn start() -> AuthRedis {
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(["--requirepass", PASSWORD])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        let r = AuthRedis { child, port };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if r.command(Some(PASSWORD), &["PING"]).await.as_deref() == Some("+PONG\r\n") {
-                return r;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "redis-server not ready"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let redis = RedisServer::start_with(&["--requirepass", PASSWORD]).await;
+        let port = redis.port();
+        let r = AuthRedis {
+            _redis: redis,
+            port,
+        };
+        assert_eq!(
+            r.command(Some(PASSWORD), &["PING"]).await.as_deref(),
+            Some("+PONG\r\n"),
+            "the password is required and works"
+        );
+        r
     }
 
     /// One command over RESP, after AUTH with `password` when given.
@@ -89,13 +79,6 @@ impl AuthRedis {
 
     fn url(&self, user: &str, password: &str) -> String {
         format!("redis://{user}:{password}@127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for AuthRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

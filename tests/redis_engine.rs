@@ -1,5 +1,5 @@
-//! The Redis engine against a real `redis-server` it starts itself on a
-//! free port (skipped with a notice when `redis-server` is not installed).
+//! The Redis engine against a real `redis-server` on a free port, started
+//! by the shared harness (a missing `redis-server` fails the tests).
 //! Exercises the `Engine` trait directly: access rules, atomic creation,
 //! gapless seq under concurrency, event order, receipts, presence across
 //! nodes, reaping of a dead node, and failing fast when Redis dies.
@@ -11,75 +11,15 @@ use lobbyd::domain::{
 use lobbyd::engine::redis::RedisEngine;
 use lobbyd::engine::{Actor, Engine, EngineError, LobbyChange, LobbySpec, UserChange};
 use serde_json::{json, Map, Value};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::RedisServer;
 use tokio::sync::mpsc;
 
+mod support;
+
 const NOW: i64 = 1_764_000_000_000;
-
-/// A throwaway `redis-server` on a free port, killed on drop.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> Option<Self> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
-            eprintln!("redis-server not found; skipping");
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        let server = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(server)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 type Events = mpsc::UnboundedReceiver<Envelope>;
 
@@ -174,9 +114,7 @@ macro_rules! actor {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn users_lobbies_and_access_rules() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+    let redis = RedisServer::start().await;
     let (e, mut rx) = node(&redis.url(), "n1", 3000).await;
     let (a, b, c, o) = (uid("a"), uid("b"), uid("c"), origin("1"));
     user(&e, "a", "ann").await;
@@ -500,9 +438,7 @@ async fn users_lobbies_and_access_rules() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_creators_make_exactly_one_owner() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+    let redis = RedisServer::start().await;
     let (e, _rx) = node(&redis.url(), "n1", 3000).await;
     for i in 0..8 {
         user(&e, &format!("u{i}"), &format!("user{i}")).await;
@@ -531,9 +467,7 @@ async fn concurrent_creators_make_exactly_one_owner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn messages_get_gapless_seq_and_arrive_in_order() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+    let redis = RedisServer::start().await;
     let (e, mut rx) = node(&redis.url(), "n1", 3000).await;
     let (other, mut other_rx) = node(&redis.url(), "n2", 3000).await;
     let o = origin("1");
@@ -734,9 +668,7 @@ async fn messages_get_gapless_seq_and_arrive_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn receipts_report_the_first_time_only() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+    let redis = RedisServer::start().await;
     let (e, mut rx) = node(&redis.url(), "n1", 3000).await;
     let (a, b, o) = (uid("a"), uid("b"), origin("1"));
     user(&e, "a", "ann").await;
@@ -814,9 +746,7 @@ async fn receipts_report_the_first_time_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn presence_across_nodes_reaping_and_shutdown() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+    let redis = RedisServer::start().await;
     let ttl = 600;
     let (n1, mut rx1) = node(&redis.url(), "n1", ttl).await;
     let (n2, mut rx2) = node(&redis.url(), "n2", ttl).await;
@@ -927,9 +857,7 @@ async fn presence_across_nodes_reaping_and_shutdown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn presence_repairs_itself() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+    let redis = RedisServer::start().await;
     let ttl = 600;
     let (n1, _rx1) = node(&redis.url(), "n1", ttl).await;
     let (n2, mut rx2) = node(&redis.url(), "n2", ttl).await;
@@ -1008,9 +936,7 @@ async fn presence_repairs_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kick_reaches_every_node() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+    let redis = RedisServer::start().await;
     let (n1, _rx1) = node(&redis.url(), "n1", 3000).await;
     let (_n2, mut rx2) = node(&redis.url(), "n2", 3000).await;
     n1.kick(&uid("a"), &origin("k")).await.unwrap();
@@ -1020,15 +946,13 @@ async fn kick_reaches_every_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unavailable_fast_when_redis_dies() {
-    let Some(mut redis) = RedisServer::start() else {
-        return;
-    };
+    let mut redis = RedisServer::start().await;
     let (e, _rx) = node(&redis.url(), "n1", 3000).await;
     let (a, o) = (uid("a"), origin("1"));
     user(&e, "a", "ann").await;
     e.connect_lobby(actor!(a, o), spec("l"), NOW).await.unwrap();
     e.ping().await.unwrap();
-    redis.kill();
+    redis.stop();
 
     for _ in 0..2 {
         let started = Instant::now();
@@ -1071,9 +995,7 @@ async fn unavailable_fast_when_redis_dies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unavailable_not_hanging_when_redis_stalls() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+    let redis = RedisServer::start().await;
     let (e, mut rx) = node(&redis.url(), "n1", 3000).await;
     let (a, o) = (uid("a"), origin("1"));
     user(&e, "a", "ann").await;
@@ -1081,7 +1003,7 @@ async fn unavailable_not_hanging_when_redis_stalls() {
     s.visibility = true;
     e.connect_lobby(actor!(a, o), s, NOW).await.unwrap();
     e.subscribe_lobby(&lid("l")).await.unwrap();
-    let pid = redis.child.id().to_string();
+    let pid = redis.pid().expect("running").to_string();
     assert!(Command::new("kill")
         .args(["-STOP", &pid])
         .status()
@@ -1134,31 +1056,13 @@ async fn unavailable_not_hanging_when_redis_stalls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn resubscribes_after_redis_restarts() {
-    let Some(mut redis) = RedisServer::start() else {
-        return;
-    };
-    let port = redis.port;
+    let mut redis = RedisServer::start().await;
     let (e, mut rx) = node(&redis.url(), "n1", 3000).await;
     let mut resubscribed = e.resubscribed();
     e.subscribe_lobby(&lid("l")).await.unwrap();
-    redis.kill();
+    redis.stop();
     // Same port again: the subscriber reconnects and resubscribes.
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("respawn redis-server");
-    let _redis = RedisServer { child, port };
+    redis.restart().await;
     tokio::time::timeout(Duration::from_secs(10), resubscribed.changed())
         .await
         .expect("resubscribed in time")
