@@ -543,6 +543,27 @@ fn expect(frame: &Value, want: Option<&str>, what: &str) -> R {
     Ok(())
 }
 
+/// `get_data` of one object by user `x`, presenting `token`: it must
+/// succeed exactly when the model makes the object `visible` (else
+/// `not_found`). Returns the info to check when it did.
+async fn get_one(
+    c: &mut Case,
+    x: usize,
+    kind: &str,
+    id: &str,
+    token: Option<&str>,
+    visible: bool,
+    what: &str,
+) -> Result<Option<Value>, TestCaseError> {
+    let mut data = json!({"type": kind, "id": id});
+    if let Some(t) = token {
+        data["token"] = json!(t);
+    }
+    let f = req(c, x, "get_data", data).await;
+    expect(&f, if visible { None } else { Some("not_found") }, what)?;
+    Ok(visible.then(|| f["data"]["data"].clone()))
+}
+
 async fn setup(gw: &Gateway) -> Case {
     let mut c = Case {
         m: Model::default(),
@@ -876,46 +897,22 @@ async fn run_step(c: &mut Case, s: &Step) -> R {
             let x = *actor as usize % nu;
             let y = *target as usize % nu;
             let t = c.m.present(tok);
-            let mut data = json!({"type": "users", "id": c.m.users[y].id});
-            if let Some(t) = &t {
-                data["token"] = json!(t);
-            }
-            let f = req(c, x, "get_data", data).await;
-            let want = c.m.user_level(x, y, t.as_deref());
-            expect(
-                &f,
-                if want.is_some() {
-                    None
-                } else {
-                    Some("not_found")
-                },
-                &format!("user {x} gets user {y}"),
-            )?;
-            if want.is_some() {
-                check_user_info(&c.m, x, t.as_deref(), &f["data"]["data"])?;
+            let id = c.m.users[y].id.clone();
+            let visible = c.m.user_level(x, y, t.as_deref()).is_some();
+            let what = format!("user {x} gets user {y}");
+            if let Some(info) = get_one(c, x, "users", &id, t.as_deref(), visible, &what).await? {
+                check_user_info(&c.m, x, t.as_deref(), &info)?;
             }
         }
         Step::GetLobby { actor, lobby, tok } => {
             let x = *actor as usize % nu;
             let l = *lobby as usize % c.m.lobbies.len();
             let t = c.m.present(tok);
-            let mut data = json!({"type": "lobbys", "id": c.m.lobbies[l].id});
-            if let Some(t) = &t {
-                data["token"] = json!(t);
-            }
-            let f = req(c, x, "get_data", data).await;
-            let want = c.m.lobby_level(x, l, t.as_deref());
-            expect(
-                &f,
-                if want.is_some() {
-                    None
-                } else {
-                    Some("not_found")
-                },
-                &format!("user {x} gets lobby {l}"),
-            )?;
-            if want.is_some() {
-                check_lobby_info(&c.m, x, t.as_deref(), &f["data"]["data"])?;
+            let id = c.m.lobbies[l].id.clone();
+            let visible = c.m.lobby_level(x, l, t.as_deref()).is_some();
+            let what = format!("user {x} gets lobby {l}");
+            if let Some(info) = get_one(c, x, "lobbys", &id, t.as_deref(), visible, &what).await? {
+                check_lobby_info(&c.m, x, t.as_deref(), &info)?;
             }
         }
         Step::GetMessage { actor, msg } => {

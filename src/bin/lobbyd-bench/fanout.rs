@@ -547,16 +547,7 @@ async fn run_inner(a: FanoutArgs) -> Result<(), String> {
         })
         .collect();
 
-    let json = serde_json::to_string_pretty(&rep).expect("json");
-    if let Some(path) = &a.json_out {
-        std::fs::write(path, format!("{json}\n")).map_err(|e| format!("{path}: {e}"))?;
-    }
-    if a.json {
-        println!("{json}");
-    } else {
-        print_table(&rep);
-    }
-    Ok(())
+    crate::emit(&rep, a.json_out.as_deref(), a.json, print_table)
 }
 
 /// Reads a stalled member to its end (bounded): "closed <code>" when the

@@ -323,16 +323,7 @@ async fn run_inner(a: IdleArgs) -> Result<(), String> {
         rep.rss_per_conn_bytes_end =
             Some((rep.server_rss_kib_end as f64 - rep.server_rss_kib_before as f64) * 1024.0 / n);
     }
-    let json = serde_json::to_string_pretty(&rep).expect("json");
-    if let Some(path) = &a.json_out {
-        std::fs::write(path, format!("{json}\n")).map_err(|e| format!("{path}: {e}"))?;
-    }
-    if a.json {
-        println!("{json}");
-    } else {
-        print_table(&rep);
-    }
-    Ok(())
+    crate::emit(&rep, a.json_out.as_deref(), a.json, print_table)
 }
 
 /// Parses `<n>x <message>` from a worker's ERR/DROP line.

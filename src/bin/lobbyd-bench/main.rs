@@ -63,3 +63,23 @@ fn main() {
     rt.shutdown_background();
     std::process::exit(code);
 }
+
+/// Writes a run's report: as JSON to `json_out` when given, and to stdout
+/// as JSON or as the mode's table.
+pub fn emit<R: serde::Serialize>(
+    rep: &R,
+    json_out: Option<&str>,
+    json: bool,
+    print_table: fn(&R),
+) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(rep).expect("json");
+    if let Some(path) = json_out {
+        std::fs::write(path, format!("{text}\n")).map_err(|e| format!("{path}: {e}"))?;
+    }
+    if json {
+        println!("{text}");
+    } else {
+        print_table(rep);
+    }
+    Ok(())
+}
